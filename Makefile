@@ -1,0 +1,47 @@
+# Foreman — `make demo` and `make test` set everything up from a clean clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REQUEST ?= Write a report on residential heat pumps: how they work, efficiency, running costs, cold-climate performance and environmental impact.
+export LANGSMITH_TRACING ?= false
+export LANGGRAPH_CLI_NO_ANALYTICS ?= 1
+export LANGGRAPH_NO_VERSION_CHECK ?= true
+
+.DEFAULT_GOAL := help
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Foreman with its dev tools
+
+demo: $(STAMP) ## Run the main job offline: a cited research report over data/corpus
+	$(BIN)/foreman run "$(REQUEST)"
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) lint ## Lint, type-check and run every test (needs local PostgreSQL)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) ## Scheduling and overhead benchmarks; writes bench/results/latest.json
+	$(BIN)/python -m bench.run
+
+dev: $(STAMP) ## Serve the graph with `langgraph dev` (offline) for LangGraph Studio
+	$(BIN)/langgraph dev --no-browser
+
+graph: $(STAMP) ## Print the graph as Mermaid
+	$(BIN)/foreman graph
+
+clean: ## Remove the virtualenv and local run data
+	rm -rf $(VENV) .foreman .langgraph_api
+
+.PHONY: help install demo lint test bench dev graph clean

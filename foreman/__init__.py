@@ -1,0 +1,1 @@
+"""Foreman's command line, checkpointer setup and terminal display."""

@@ -1,0 +1,115 @@
+"""Audit trail entries, live progress events, and exports to JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from langgraph.config import get_stream_writer
+
+from graph.state import AuditEvent, State, Usage, empty_usage
+
+
+def event(kind: str, subtask: str | None = None, **detail: Any) -> AuditEvent:
+    """Build one audit entry stamped with the current time."""
+    entry: AuditEvent = {"at": time.time(), "kind": kind, "detail": detail}
+    if subtask is not None:
+        entry["subtask"] = subtask
+    return entry
+
+
+def emit(kind: str, **payload: Any) -> None:
+    """Send a progress event on the `custom` stream (a no-op outside a graph run)."""
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:
+        return
+    writer({"foreman": kind, "at": time.time(), **payload})
+
+
+def total_usage(state: State) -> Usage:
+    """Sum of usage over every model."""
+    total = empty_usage()
+    for usage in (state.get("usage") or {}).values():
+        for key in ("input_tokens", "output_tokens", "calls"):
+            total[key] += usage[key]
+        total["cost_usd"] = round(total["cost_usd"] + usage["cost_usd"], 8)
+    return total
+
+
+def to_json(state: State) -> str:
+    """The whole audit record of a run as JSON."""
+    keys = (
+        "request",
+        "status",
+        "error",
+        "plan_version",
+        "plan_history",
+        "results",
+        "clarifications",
+        "usage",
+        "audit",
+        "answer",
+    )
+    return json.dumps({k: state.get(k) for k in keys}, indent=2, default=str)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+
+
+def to_markdown(state: State) -> str:
+    """A readable audit report: plans, subtasks with every attempt, usage, events, answer."""
+    out = [f"# Foreman run: {state.get('request', '')}", ""]
+    total = total_usage(state)
+    out += [
+        f"- status: **{state.get('status', '?')}**",
+        f"- tokens: {total['input_tokens']} in / {total['output_tokens']} out "
+        f"in {total['calls']} calls; cost ${total['cost_usd']:.4f}",
+    ]
+    if state.get("error"):
+        out.append(f"- error: {state['error']}")
+    for version in state.get("plan_history") or []:
+        out += [
+            "",
+            f"## Plan v{version['version']} ({version['source']}, {_when(version['at'])})",
+            "",
+        ]
+        out.append(f"Goal: {version['plan'].get('goal', '')}")
+        out.append("")
+        for sub in version["plan"].get("subtasks", []):
+            deps = f" ← {', '.join(sub.get('inputs', []))}" if sub.get("inputs") else ""
+            out.append(f"- `{sub['id']}` [{sub['worker']}]{deps}: {sub['objective']}")
+    out += ["", "## Subtasks", ""]
+    for sid, rec in (state.get("results") or {}).items():
+        u = rec["usage"]
+        out.append(
+            f"### `{sid}` — {rec['status']} ({rec['worker']}, plan v{rec['plan_version']}, "
+            f"{u['input_tokens']}+{u['output_tokens']} tokens, ${u['cost_usd']:.4f})"
+        )
+        if rec.get("error"):
+            out.append(f"\nError: {rec['error']}")
+        if rec.get("question"):
+            out.append(f"\nQuestion: {rec['question']}")
+        for att in rec["attempts"]:
+            fb = f" — {'; '.join(att['feedback'])}" if att["feedback"] else ""
+            out.append(
+                f"- attempt {att['n']}: {att['worker']} on {att['model']}, "
+                f"{att['duration_s']:.2f}s, worker said {att['status']}, "
+                f"verdict **{att['verdict']}**{fb}"
+            )
+        out.append("")
+    out += ["## Usage by model", ""]
+    for model, u in (state.get("usage") or {}).items():
+        out.append(
+            f"- {model}: {u['calls']} calls, {u['input_tokens']} in / "
+            f"{u['output_tokens']} out, ${u['cost_usd']:.4f}"
+        )
+    out += ["", "## Events", ""]
+    for ev in state.get("audit") or []:
+        who = f" `{ev['subtask']}`" if ev.get("subtask") else ""
+        detail = ", ".join(f"{k}={v}" for k, v in ev["detail"].items() if k != "plan")
+        out.append(f"- {_when(ev['at'])} {ev['kind']}{who} {detail}")
+    out += ["", "## Answer", "", state.get("answer") or "(none)"]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,102 @@
+"""Run configuration: the `Context` every node reads, rendered as a form in LangGraph Studio."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CORPUS = REPO_ROOT / "data" / "corpus"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(kw_only=True)
+class Context:
+    """Configuration of one Foreman run. Defaults come from the environment.
+
+    Model specs are `PROVIDER:MODEL` strings: `offline` (the built-in deterministic
+    extractive mode, no network) or any OpenAI-compatible provider, e.g.
+    `openai:gpt-4.1-mini`, `ollama:llama3.1` (base URL and key from `OLLAMA_BASE_URL`,
+    `OLLAMA_API_KEY`; for `openai` from `OPENAI_BASE_URL`, `OPENAI_API_KEY`).
+    """
+
+    planner_model: str = field(
+        default_factory=lambda: _env("FOREMAN_PLANNER_MODEL", "offline"),
+        metadata={"description": "Orchestrator model that writes and revises the plan."},
+    )
+    worker_model: str = field(
+        default_factory=lambda: _env("FOREMAN_WORKER_MODEL", "offline"),
+        metadata={"description": "Default model for LLM-backed workers (the cheap one)."},
+    )
+    worker_models: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"description": 'Per-worker model overrides, e.g. {"writer": "openai:gpt-4.1"}.'},
+    )
+    validator_model: str = field(
+        default_factory=lambda: _env("FOREMAN_VALIDATOR_MODEL", "offline"),
+        metadata={"description": "Judge model used by the validator when `judge` is on."},
+    )
+    synthesizer_model: str = field(
+        default_factory=lambda: _env("FOREMAN_SYNTHESIZER_MODEL", "offline"),
+        metadata={"description": "Model that writes the final answer from accepted results."},
+    )
+    structured_output_method: str = field(
+        default_factory=lambda: _env("FOREMAN_STRUCTURED_OUTPUT", "function_calling"),
+        metadata={
+            "description": "How OpenAI-compatible models return structured output: "
+            "function_calling (widest support), json_schema or json_mode."
+        },
+    )
+    review_plan: bool = field(
+        default=False,
+        metadata={"description": "Pause after planning so a person can approve, edit or reject."},
+    )
+    judge: bool = field(
+        default=False,
+        metadata={"description": "Also ask the validator model to check acceptance criteria."},
+    )
+    corpus_dir: str = field(
+        default_factory=lambda: _env("FOREMAN_CORPUS", str(DEFAULT_CORPUS)),
+        metadata={"description": "Folder of .md/.txt documents the research worker searches."},
+    )
+    max_subtasks: int = field(
+        default=12, metadata={"description": "Plans with more subtasks are rejected."}
+    )
+    max_parallel: int = field(
+        default=4, metadata={"description": "Most subtasks running at the same time."}
+    )
+    max_attempts: int = field(
+        default=2,
+        metadata={"description": "Attempts per worker on one subtask (1 + retries with feedback)."},
+    )
+    max_plan_attempts: int = field(
+        default=3, metadata={"description": "Planner tries before an invalid plan ends the run."}
+    )
+    max_replans: int = field(
+        default=1, metadata={"description": "Plan revisions after failed subtasks, then escalate."}
+    )
+    max_total_tokens: int = field(
+        default=0, metadata={"description": "Stop dispatching past this many tokens (0: no limit)."}
+    )
+    max_cost_usd: float = field(
+        default=0.0,
+        metadata={"description": "Stop dispatching past this cost in USD (0: no limit)."},
+    )
+    worker_timeout_s: float = field(
+        default=120.0, metadata={"description": "Wall-clock limit for one worker attempt."}
+    )
+    synthesis_context_tokens: int = field(
+        default=6000,
+        metadata={
+            "description": "Budget for worker outputs in the synthesizer prompt; "
+            "longer outputs are condensed."
+        },
+    )
+
+    def model_for_worker(self, worker: str) -> str:
+        """Return the model spec a worker runs with (its override, else `worker_model`)."""
+        return self.worker_models.get(worker, self.worker_model)

@@ -1,0 +1,144 @@
+"""Runs one subtask: worker attempts, validation after each, retry, substitution."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, TypedDict
+
+import httpx
+import openai
+
+from graph.audit import emit
+from graph.context import Context
+from graph.models import StructuredOutputError
+from graph.schemas import Subtask
+from graph.state import AttemptRecord, SubtaskRecord, Usage, add_usage, empty_usage
+from graph.validator import check_output, decide
+from workers.base import DependencyResult, WorkerInput
+from workers.registry import WorkerRegistry, WorkerSpec
+
+
+class Job(TypedDict):
+    """The private input of one subtask dispatch (serialisable: it is a task argument)."""
+
+    subtask: dict[str, Any]
+    dependencies: dict[str, dict[str, Any]]
+    clarification: str | None
+    fingerprint: str
+    plan_version: int
+
+
+async def _run_worker(
+    spec: WorkerSpec, inp: WorkerInput, ctx: Context
+) -> tuple[dict[str, Any] | None, Usage, str, str | None]:
+    """Invoke a worker subgraph; provider errors and timeouts become a failed attempt."""
+    try:
+        async with asyncio.timeout(ctx.worker_timeout_s):
+            out = await spec.graph.ainvoke({"input": inp.model_dump(mode="json")}, context=ctx)
+    except TimeoutError:
+        return None, empty_usage(), "-", f"timed out after {ctx.worker_timeout_s:g}s"
+    except openai.APIError as exc:
+        return None, empty_usage(), "-", f"model provider error: {exc}"
+    except httpx.HTTPError as exc:
+        return None, empty_usage(), "-", f"connection error: {exc}"
+    except StructuredOutputError as exc:
+        return None, empty_usage(), "-", str(exc)
+    usage = out.get("usage") or empty_usage()
+    return out.get("output"), usage, out.get("model", "-"), None
+
+
+def _sum(usages: dict[str, Usage]) -> Usage:
+    total = empty_usage()
+    for u in usages.values():
+        total = add_usage(total, u)
+    return total
+
+
+async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> SubtaskRecord:
+    """Run a subtask to a verdict: accepted, failed, or waiting for a person's answer."""
+    sub = Subtask.model_validate(job["subtask"])
+    deps = {k: DependencyResult.model_validate(v) for k, v in job["dependencies"].items()}
+    worker = sub.worker
+    tried = [worker]
+    feedback: list[str] = []
+    attempts: list[AttemptRecord] = []
+    on_worker = 0
+    while True:
+        on_worker += 1
+        spec = registry[worker]
+        inp = WorkerInput(
+            subtask=sub,
+            dependencies=deps,
+            feedback=feedback,
+            clarification=job["clarification"],
+            attempt=len(attempts) + 1,
+        )
+        emit(
+            "attempt",
+            subtask=sub.id,
+            worker=worker,
+            attempt=len(attempts) + 1,
+            model=ctx.model_for_worker(worker),
+        )
+        started, t0 = time.time(), time.perf_counter()
+        output, usage, model, error = await _run_worker(spec, inp, ctx)
+        by_model: dict[str, Usage] = {model: usage} if usage["calls"] else {}
+        if error is not None:
+            problems = [error]
+        else:
+            assert output is not None
+            problems, judge_usage = await check_output(spec, output, inp, ctx)
+            for m, u in judge_usage.items():
+                by_model[m] = add_usage(by_model.get(m, empty_usage()), u)
+        alternatives = [a for a in spec.alternatives if a not in tried]
+        verdict = decide(
+            output, problems, on_worker, bool(alternatives), job["clarification"] is not None, ctx
+        )
+        attempts.append(
+            {
+                "n": len(attempts) + 1,
+                "worker": worker,
+                "model": model,
+                "started_at": started,
+                "duration_s": round(time.perf_counter() - t0, 4),
+                "input": {
+                    "objective": sub.objective,
+                    "dependencies": sorted(deps),
+                    "feedback": list(feedback),
+                    "clarification": job["clarification"],
+                },
+                "status": (output or {}).get("status", "failed"),
+                "output": output,
+                "error": error,
+                "verdict": verdict,
+                "feedback": problems,
+                "usage": _sum(by_model),
+                "usage_by_model": by_model,
+            }
+        )
+        emit("verdict", subtask=sub.id, worker=worker, verdict=verdict, problems=problems)
+        if verdict == "retry":
+            feedback = problems
+            continue
+        if verdict == "substitute":
+            worker = alternatives[0]
+            tried.append(worker)
+            on_worker = 0
+            feedback = problems
+            continue
+        status = {"accept": "accepted", "clarify": "needs_clarification"}.get(verdict, "failed")
+        return {
+            "id": sub.id,
+            "fingerprint": job["fingerprint"],
+            "worker": worker,
+            "status": status,  # type: ignore[typeddict-item]
+            "text": spec.render(output) if verdict == "accept" and output else "",
+            "output": output if verdict == "accept" else None,
+            "question": (output or {}).get("question") if verdict == "clarify" else None,
+            "clarification": job["clarification"],
+            "error": None if verdict in ("accept", "clarify") else "; ".join(problems),
+            "attempts": attempts,
+            "usage": _sum({str(i): a["usage"] for i, a in enumerate(attempts)}),
+            "plan_version": job["plan_version"],
+        }

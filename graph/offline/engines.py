@@ -1,0 +1,171 @@
+"""Offline engines: rule-based planning and extractive writing from the prompt's data.
+
+Each engine takes the system and human text of a structured-output call and returns the
+arguments of the requested schema. They read the tagged sections Foreman's prompts contain
+(`<request>`, `<passages>`, `<inputs>`, ...), so they see exactly what a real model sees.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from graph.offline.planning import plan_from_request, revise_plan
+from graph.text import keywords, overlap, sentences, tag, tag_blocks
+
+_CITED = re.compile(r"(?P<text>[^\[\]\n]+?)\s*(?P<cites>(?:\[[^\[\]\s]+\]\s*)+)")
+
+
+def plan(system: str, human: str) -> dict[str, Any]:
+    """Plan (or revise a plan) by rules from the request and the worker list."""
+    workers = re.findall(r"^\s*- ([A-Za-z_][\w-]*): ", system, re.M)
+    limit = re.search(r"At most (\d+) subtasks", system)
+    max_subtasks = int(limit.group(1)) if limit else 12
+    current = tag(human, "current_plan")
+    if current and current.strip() not in ("", "none"):
+        return revise_plan(json.loads(current), tag(human, "feedback"), workers)
+    return plan_from_request(tag(human, "request"), tag(human, "feedback"), workers, max_subtasks)
+
+
+def _query_terms(human: str) -> list[str]:
+    return keywords(tag(human, "objective") + " " + tag(human, "clarification"))
+
+
+def research_findings(system: str, human: str) -> dict[str, Any]:
+    """Extract the sentences of the retrieved passages that address the objective."""
+    terms = _query_terms(human)
+    passages = tag_blocks(tag(human, "passages"), "passage")
+    ranked: list[list[tuple[float, str, str]]] = []
+    for attrs, body in passages:
+        scored = [(overlap(terms, s), s, attrs["id"]) for s in sentences(body)]
+        ranked.append(sorted((x for x in scored if x[0] > 0), key=lambda x: -x[0])[:2])
+    claims: list[dict[str, Any]] = []
+    for depth in range(2):  # best sentence of every passage first, then second-best
+        for per_passage in ranked:
+            if depth < len(per_passage) and len(claims) < 6:
+                _, text, pid = per_passage[depth]
+                claims.append({"text": text, "citations": [pid]})
+    if not claims:
+        objective = tag(human, "objective")
+        return {
+            "status": "needs_clarification",
+            "question": f"The documents retrieved for “{objective}” do not address it. "
+            "What should I look for instead (other terms, or another aspect)?",
+            "findings": [],
+            "summary": "",
+        }
+    docs = {c["citations"][0].split("#")[0] for c in claims}
+    return {
+        "status": "done",
+        "findings": claims,
+        "summary": f"{len(claims)} findings from {len(docs)} document(s).",
+    }
+
+
+def _cited_statements(markdown: str) -> list[tuple[str, list[str]]]:
+    out = []
+    for line in markdown.splitlines():
+        for m in _CITED.finditer(line.lstrip("-*> ").strip()):
+            text = m.group("text").strip(" .;")
+            cites = re.findall(r"\[([^\[\]\s]+)\]", m.group("cites"))
+            if len(text.split()) >= 4:
+                out.append((text, cites))
+    return out
+
+
+def _title_from_objective(objective: str) -> str:
+    m = re.search(r"section on (.+?)(?: of | for |\.|$)", objective, re.I)
+    if m:
+        return m.group(1).strip().capitalize()
+    if "summary" in objective.lower():
+        return "Summary"
+    return " ".join(objective.split()[:6]).rstrip(".").capitalize()
+
+
+def section(system: str, human: str) -> dict[str, Any]:
+    """Assemble a report section from the cited statements of the inputs."""
+    objective = tag(human, "objective")
+    inputs = tag_blocks(tag(human, "inputs"), "input")
+    is_summary = "summary" in objective.lower()
+    terms = keywords(objective)
+    chosen: list[tuple[str, list[str]]] = []
+    for _, body in inputs:
+        statements = _cited_statements(body)
+        if is_summary:
+            chosen.extend(statements[:1])
+        else:  # upstream research is already in relevance order; keep the relevant part
+            chosen.extend([st for st in statements if overlap(terms, st[0]) > 0][:6])
+    unique = list({t: (t, c) for t, c in reversed(chosen)}.values())[::-1]
+    if not unique:
+        return {
+            "status": "failed",
+            "error": "the inputs contain no cited statements to write from",
+            "title": _title_from_objective(objective),
+            "markdown": "",
+            "claims": [],
+        }
+    paragraphs = [unique[i : i + 3] for i in range(0, len(unique), 3)]
+    body = "\n\n".join(
+        " ".join(f"{t}. " + " ".join(f"[{c}]" for c in cites) for t, cites in para).strip()
+        for para in paragraphs
+    )
+    return {
+        "status": "done",
+        "title": _title_from_objective(objective),
+        "markdown": body,
+        "claims": [{"text": t, "citations": c} for t, c in unique],
+    }
+
+
+def answer(system: str, human: str) -> dict[str, Any]:
+    """Answer from the inputs only; without inputs the offline mode declines honestly."""
+    objective = tag(human, "objective") or human
+    inputs = tag_blocks(tag(human, "inputs"), "input")
+    terms = keywords(objective)
+    statements = [s for _, body in inputs for s in _cited_statements(body)]
+    if not statements:
+        plain = [s for _, body in inputs for s in sentences(body)]
+        statements = [(s, []) for s in plain]
+    ranked = sorted(statements, key=lambda s: -overlap(terms, s[0]))[:5]
+    if not ranked:
+        return {
+            "status": "failed",
+            "error": "offline mode answers only from documents and upstream results, and this "
+            "subtask has none; configure an LLM provider for free-form subtasks",
+            "text": "",
+        }
+    text = " ".join(f"{t}." + "".join(f" [{c}]" for c in cites) for t, cites in ranked)
+    return {"status": "done", "text": text}
+
+
+def report(system: str, human: str) -> dict[str, Any]:
+    """Assemble the final report from the results, summary first, conflicts flagged."""
+    from graph.offline.planning import topic_and_aspects
+
+    topic, _ = topic_and_aspects(tag(human, "request"))
+    results = tag_blocks(tag(human, "results"), "result")
+    summary = [r for r in results if r[0].get("title", "").lower() == "summary"]
+    body = [r for r in results if r not in summary]
+    parts = [f"# {topic[:1].upper() + topic[1:]}"]
+    for attrs, text in summary + body:
+        parts.append(f"## {attrs.get('title') or attrs.get('id')}\n\n{text}")
+    conflicts = tag(human, "conflicts")
+    if conflicts:
+        parts.append(f"## Conflicting evidence\n\n{conflicts}")
+    gaps = tag(human, "gaps")
+    if gaps:
+        parts.append(f"## Gaps\n\n{gaps}")
+    return {"title": topic, "markdown": "\n\n".join(parts)}
+
+
+def verdict(system: str, human: str) -> dict[str, Any]:
+    """Accept when the output covers enough of the objective's key terms."""
+    terms = keywords(tag(human, "objective"))
+    output = tag(human, "output")
+    covered = overlap(terms, output)
+    if covered >= 0.3 or not terms:
+        return {"accept": True, "feedback": ""}
+    present = set(keywords(output))
+    missing = [t for t in terms if t not in present]
+    return {"accept": False, "feedback": f"the output does not address: {', '.join(missing)}"}

@@ -1,0 +1,75 @@
+"""Assembles the Foreman graph: plan → (review) → dispatch → validate → … → synthesize."""
+
+from __future__ import annotations
+
+import openai
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
+
+from graph.context import Context
+from graph.planner import make_plan, route_after_plan
+from graph.review import (
+    clarify,
+    escalate,
+    make_review_plan,
+    route_after_escalation,
+    route_after_review,
+)
+from graph.scheduler import make_dispatch
+from graph.state import InputState, OutputState, State
+from graph.synthesizer import synthesize
+from graph.validator import route_after_validation, validate
+from workers.registry import WorkerRegistry, default_registry
+
+# Errors worth a second try at the node level; anything else fails the node and leaves the
+# thread resumable from its last checkpoint.
+TRANSIENT = RetryPolicy(
+    max_attempts=3,
+    retry_on=(
+        openai.APIConnectionError,
+        openai.APITimeoutError,
+        openai.RateLimitError,
+        openai.InternalServerError,
+    ),
+)
+
+
+def build_graph(
+    registry: WorkerRegistry | None = None,
+) -> StateGraph[State, Context, InputState, OutputState]:
+    """Return the uncompiled Foreman graph for a worker registry (default: built-ins).
+
+    Example:
+        >>> from langgraph.checkpoint.memory import InMemorySaver
+        >>> from graph import build_graph
+        >>> app = build_graph().compile(checkpointer=InMemorySaver())
+    """
+    registry = registry or default_registry()
+    builder = StateGraph(
+        State, context_schema=Context, input_schema=InputState, output_schema=OutputState
+    )
+    builder.add_node("plan", make_plan(registry), retry_policy=TRANSIENT)
+    builder.add_node("review_plan", make_review_plan(registry))
+    builder.add_node("dispatch", make_dispatch(registry))
+    builder.add_node("validate", validate)
+    builder.add_node("clarify", clarify)
+    builder.add_node("escalate", escalate)
+    builder.add_node("synthesize", synthesize, retry_policy=TRANSIENT)
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", route_after_plan)
+    builder.add_conditional_edges("review_plan", route_after_review)
+    builder.add_edge("dispatch", "validate")
+    builder.add_conditional_edges(
+        "validate",
+        route_after_validation,
+        ["dispatch", "plan", "clarify", "escalate", "synthesize"],
+    )
+    builder.add_edge("clarify", "dispatch")
+    builder.add_conditional_edges("escalate", route_after_escalation)
+    builder.add_edge("synthesize", END)
+    return builder
+
+
+builder = build_graph()
+# Deployed without a checkpointer: the LangGraph server (and `langgraph dev`) supply one.
+graph = builder.compile(name="foreman")

@@ -1,0 +1,105 @@
+"""Checks a plan before anything runs, and derives what the scheduler needs from it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Iterable
+from graphlib import CycleError, TopologicalSorter
+
+from pydantic import ValidationError
+
+from graph.schemas import Plan, Subtask
+
+
+class PlanError(ValueError):
+    """A plan that cannot run; the message lists every problem found."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def parse_plan(raw: object) -> Plan:
+    """Parse a plan from a dict or model, turning schema errors into a `PlanError`."""
+    if isinstance(raw, Plan):
+        return raw
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'plan'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise PlanError(problems) from exc
+
+
+def check_plan(plan: Plan, workers: Collection[str], max_subtasks: int) -> None:
+    """Raise `PlanError` unless the plan is runnable.
+
+    Rejects empty plans, plans over `max_subtasks`, duplicate ids, unknown workers,
+    dependencies on ids that do not exist, self-dependencies and cycles.
+    """
+    problems: list[str] = []
+    subtasks = plan.subtasks
+    if not subtasks:
+        raise PlanError(["the plan has no subtasks"])
+    if len(subtasks) > max_subtasks:
+        problems.append(f"the plan has {len(subtasks)} subtasks; the limit is {max_subtasks}")
+    ids = [s.id for s in subtasks]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        problems.append(f"duplicate subtask ids: {', '.join(duplicates)}")
+    known = set(ids)
+    for sub in subtasks:
+        if sub.worker not in workers:
+            problems.append(
+                f"subtask {sub.id}: unknown worker {sub.worker!r} "
+                f"(available: {', '.join(sorted(workers))})"
+            )
+        for dep in sub.inputs:
+            if dep == sub.id:
+                problems.append(f"subtask {sub.id} depends on itself")
+            elif dep not in known:
+                problems.append(f"subtask {sub.id} depends on unknown subtask {dep!r}")
+    if not problems:
+        try:
+            tuple(TopologicalSorter({s.id: s.inputs for s in subtasks}).static_order())
+        except CycleError as exc:
+            cycle = " -> ".join(str(n) for n in exc.args[1])
+            problems.append(f"dependency cycle: {cycle}")
+    if problems:
+        raise PlanError(problems)
+
+
+def fingerprints(plan: Plan) -> dict[str, str]:
+    """Hash each subtask together with everything upstream of it.
+
+    A subtask whose fingerprint is unchanged across plan versions keeps its accepted
+    result; changing a subtask changes the fingerprint of everything downstream.
+    """
+    by_id = {s.id: s for s in plan.subtasks}
+    order = TopologicalSorter({s.id: s.inputs for s in plan.subtasks}).static_order()
+    prints: dict[str, str] = {}
+    for sid in order:
+        sub = by_id[sid]
+        body = sub.model_dump(mode="json")
+        body["inputs"] = [[dep, prints[dep]] for dep in sub.inputs]
+        prints[sid] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return prints
+
+
+def critical_path(latency: dict[str, float], deps: dict[str, Iterable[str]]) -> float:
+    """Length of the longest latency-weighted dependency chain."""
+    finish: dict[str, float] = {}
+    for node in TopologicalSorter({k: list(v) for k, v in deps.items()}).static_order():
+        finish[node] = latency.get(node, 0.0) + max(
+            (finish[d] for d in deps.get(node, ())), default=0.0
+        )
+    return max(finish.values(), default=0.0)
+
+
+def describe_subtask(sub: Subtask) -> str:
+    """One line describing a subtask for logs and prompts."""
+    deps = f" (needs {', '.join(sub.inputs)})" if sub.inputs else ""
+    return f"{sub.id} [{sub.worker}]{deps}: {sub.objective}"

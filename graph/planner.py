@@ -1,0 +1,131 @@
+"""The planner: the orchestrator model turns the request into a validated task plan."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+
+from graph.audit import emit, event
+from graph.context import Context
+from graph.models import StructuredOutputError, ainvoke_structured
+from graph.plan_validation import PlanError, check_plan, fingerprints
+from graph.prompts import render, untrusted
+from graph.schemas import Plan
+from graph.state import USABLE, State, Usage, add_usage, empty_usage
+from graph.validator import current_records
+from workers.registry import WorkerRegistry
+
+
+def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """Build the planner node for a worker registry."""
+
+    async def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Ask the planner for a plan, check it, and ask again with the problems if invalid.
+
+        With failed subtasks in the current plan this is a revision: accepted subtasks are
+        listed so the planner keeps them, and their results are reused.
+        """
+        ctx = runtime.context
+        current = state.get("plan")
+        accepted: list[str] = []
+        if current:
+            old = Plan.model_validate(current)
+            records = current_records(state, fingerprints(old))
+            accepted = [sid for sid, r in records.items() if r["status"] in USABLE]
+        revising = bool(current) and any(
+            r["status"] == "failed" for r in (state.get("results") or {}).values()
+        )
+        feedback = state.get("plan_feedback", "")
+        system = SystemMessage(
+            render("planner", workers=registry.describe(), max_subtasks=ctx.max_subtasks)
+        )
+        usage: Usage = empty_usage()
+        audit = []
+        problems: list[str] = []
+        emit("phase", name="planning", revising=revising)
+        for attempt in range(1, ctx.max_plan_attempts + 1):
+            notes = feedback
+            if problems:
+                notes += "\nYour previous plan was rejected: " + "; ".join(problems)
+            human = HumanMessage(
+                render(
+                    "planner_request",
+                    request=untrusted(state["request"]),
+                    feedback=untrusted(notes.strip()),
+                    current_plan=json.dumps(current) if revising else "none",
+                    accepted=", ".join(accepted) if revising else "",
+                )
+            )
+            try:
+                proposal, call_usage = await ainvoke_structured(
+                    ctx.planner_model,
+                    Plan,
+                    [system, human],
+                    method=ctx.structured_output_method,
+                )
+                usage = add_usage(usage, call_usage)
+                check_plan(proposal, registry, ctx.max_subtasks)
+            except StructuredOutputError as exc:
+                problems = [str(exc)]
+            except PlanError as exc:
+                problems = exc.problems
+            else:
+                version = state.get("plan_version", 0) + 1
+                dumped = proposal.model_dump(mode="json")
+                audit.append(
+                    event("plan", version=version, attempt=attempt, plan=dumped, revision=revising)
+                )
+                emit(
+                    "plan",
+                    version=version,
+                    subtasks=[
+                        {"id": s.id, "worker": s.worker, "inputs": s.inputs}
+                        for s in proposal.subtasks
+                    ],
+                )
+                return {
+                    "plan": dumped,
+                    "plan_version": version,
+                    "plan_history": [
+                        {
+                            "version": version,
+                            "at": time.time(),
+                            "plan": dumped,
+                            "source": "replan" if revising else "planner",
+                        }
+                    ],
+                    "plan_feedback": "",
+                    "replans": state.get("replans", 0) + (1 if revising else 0),
+                    "usage": {ctx.planner_model: usage},
+                    "audit": audit,
+                    "status": "planned",
+                    "error": None,
+                }
+            audit.append(event("plan_rejected", attempt=attempt, problems=problems))
+        error = (
+            f"the planner did not produce a valid plan in {ctx.max_plan_attempts} attempts; "
+            f"last problems: {'; '.join(problems)}"
+        )
+        return {
+            "usage": {ctx.planner_model: usage},
+            "audit": audit,
+            "status": "failed",
+            "error": error,
+            "answer": f"Foreman could not plan this request: {error}.",
+        }
+
+    return plan
+
+
+def route_after_plan(
+    state: State, runtime: Runtime[Context]
+) -> Literal["review_plan", "dispatch", "__end__"]:
+    """End on a planning failure; otherwise review (if asked for) or dispatch."""
+    if state.get("status") == "failed":
+        return "__end__"
+    return "review_plan" if runtime.context.review_plan else "dispatch"

@@ -1,0 +1,25 @@
+"""Loads prompt templates from the top-level `prompts/` folder."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from string import Template
+
+from graph.context import REPO_ROOT
+
+PROMPTS_DIR = REPO_ROOT / "prompts"
+
+
+@lru_cache(maxsize=64)
+def _template(name: str) -> Template:
+    return Template((PROMPTS_DIR / f"{name}.md").read_text(encoding="utf-8"))
+
+
+def render(name: str, **values: object) -> str:
+    """Render `prompts/<name>.md`, substituting `$placeholders` (missing ones stay as is)."""
+    return _template(name).safe_substitute({k: str(v) for k, v in values.items()})
+
+
+def untrusted(text: str) -> str:
+    """Neutralise angle brackets in data so it cannot close or open prompt tags."""
+    return text.replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,123 @@
+"""Pydantic contracts between the orchestrator, the workers and the people who steer a run."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+SubtaskId = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$", description="Short unique id, e.g. `r1`."),
+]
+
+
+class Subtask(BaseModel):
+    """One unit of work in a plan, dispatched to one worker."""
+
+    id: SubtaskId
+    worker: str = Field(description="Name of the worker from the registry that does this.")
+    objective: str = Field(min_length=1, description="What the worker must do, self-contained.")
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="Ids of subtasks whose accepted outputs this one needs (its dependencies).",
+    )
+    expected_output: str = Field(default="", description="What a good result looks like.")
+    acceptance_criteria: list[str] = Field(
+        default_factory=list, description="Checks the validator applies to the result."
+    )
+    feeds_answer: bool = Field(
+        default=True,
+        description="Whether the final answer uses this result directly; false for "
+        "intermediate work that later subtasks build on.",
+    )
+
+
+class Plan(BaseModel):
+    """The orchestrator's task plan: subtasks and their dependencies."""
+
+    goal: str = Field(description="The request restated as one concrete goal.")
+    subtasks: list[Subtask] = Field(description="Subtasks; dependencies reference ids.")
+
+
+class Claim(BaseModel):
+    """A statement with the passages that support it."""
+
+    text: str = Field(description="The statement, one or two sentences.")
+    citations: list[str] = Field(
+        default_factory=list, description="Ids of the passages that support it, e.g. `doc#p2`."
+    )
+
+
+class WorkerStatus(BaseModel):
+    """How a worker's attempt ended, common to every worker's output schema."""
+
+    status: Literal["done", "failed", "needs_clarification", "partial"] = Field(
+        default="done",
+        description="done; failed (give `error`); needs_clarification (give `question`); "
+        "partial (an intermediate result).",
+    )
+    error: str | None = Field(default=None, description="Why the attempt failed.")
+    question: str | None = Field(default=None, description="Question for a person, if any.")
+
+
+class Verdict(BaseModel):
+    """A judge model's decision on one result against its acceptance criteria."""
+
+    accept: bool = Field(description="True if the result meets every acceptance criterion.")
+    feedback: str = Field(default="", description="What to fix, if not accepted.")
+
+
+# --- resume payloads: what a person sends back to an interrupt -----------------------
+
+
+class ApprovePlan(BaseModel):
+    """Run the plan as proposed."""
+
+    action: Literal["approve"]
+
+
+class EditPlan(BaseModel):
+    """Run this plan instead (validated like a planner's plan)."""
+
+    action: Literal["edit"]
+    plan: Plan
+
+
+class RejectPlan(BaseModel):
+    """Ask the planner for a new plan, with this feedback."""
+
+    action: Literal["reject"]
+    feedback: str = Field(min_length=1)
+
+
+PlanReview = Annotated[ApprovePlan | EditPlan | RejectPlan, Field(discriminator="action")]
+
+
+class ClarificationAnswer(BaseModel):
+    """A person's answer to a worker's question."""
+
+    answer: str = Field(min_length=1)
+
+
+class SkipSubtask(BaseModel):
+    """Go on without this subtask's result."""
+
+    action: Literal["skip"]
+
+
+class SupplyResult(BaseModel):
+    """Use this text as the subtask's accepted result."""
+
+    action: Literal["supply"]
+    result: str = Field(min_length=1)
+
+
+class AbortRun(BaseModel):
+    """Stop the run; the answer says why."""
+
+    action: Literal["abort"]
+    reason: str = ""
+
+
+Escalation = Annotated[SkipSubtask | SupplyResult | AbortRun, Field(discriminator="action")]

@@ -1,0 +1,182 @@
+"""Graph state: typed records and the reducers that merge parallel writes."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
+
+RecordStatus = Literal[
+    "accepted", "supplied", "skipped", "failed", "needs_clarification", "over_budget"
+]
+# Statuses whose output dependents may consume.
+USABLE = frozenset({"accepted", "supplied", "skipped"})
+# Statuses that end a subtask for this plan version; anything else is re-dispatched.
+SETTLED = USABLE | {"over_budget"}
+
+
+class Usage(TypedDict):
+    """Token and cost totals."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    calls: int
+
+
+class AttemptRecord(TypedDict):
+    """One worker attempt on one subtask and the validator's verdict on it."""
+
+    n: int
+    """1-based attempt number within the subtask."""
+    worker: str
+    """Worker that ran this attempt (differs from the plan's after a substitution)."""
+    model: str
+    """Model spec the worker used (`-` for tool-only workers)."""
+    started_at: float
+    """Unix time the attempt started."""
+    duration_s: float
+    """Wall time of the attempt, validation included."""
+    input: dict[str, Any]
+    """What the worker received: objective, dependency ids, feedback, clarification."""
+    status: str
+    """The worker's own status: done / failed / needs_clarification / partial."""
+    output: dict[str, Any] | None
+    """The worker's structured output."""
+    error: str | None
+    """Provider error, timeout or worker error, if any."""
+    verdict: Literal["accept", "retry", "substitute", "give_up", "clarify"]
+    """What the validator decided."""
+    feedback: list[str]
+    """Validator findings passed back to the next attempt."""
+    usage: Usage
+    """Tokens and cost of this attempt (worker and judge)."""
+    usage_by_model: dict[str, Usage]
+    """The same, split by model spec."""
+
+
+class SubtaskRecord(TypedDict):
+    """The outcome of one subtask under one plan version."""
+
+    id: str
+    """Subtask id."""
+    fingerprint: str
+    """Hash of the subtask spec and its dependencies' specs; a changed spec reruns."""
+    worker: str
+    """Worker whose output was kept."""
+    status: RecordStatus
+    """accepted / supplied / skipped / failed / needs_clarification / over_budget."""
+    text: str
+    """Markdown rendering of the output, what dependents and the synthesizer read."""
+    output: dict[str, Any] | None
+    """Structured output of the accepted attempt."""
+    question: str | None
+    """A worker's question for a person."""
+    clarification: str | None
+    """The person's answer this record's attempts were given, if any."""
+    error: str | None
+    """Why the subtask failed."""
+    attempts: list[AttemptRecord]
+    """Every attempt, in order."""
+    usage: Usage
+    """Total over the attempts."""
+    plan_version: int
+    """Plan version the record belongs to."""
+
+
+class PlanRecord(TypedDict):
+    """One version of the plan, as proposed, edited or revised."""
+
+    version: int
+    source: Literal["planner", "replan", "human_edit"]
+    plan: dict[str, Any]
+    at: float
+
+
+class AuditEvent(TypedDict):
+    """One entry of the audit trail."""
+
+    at: float
+    kind: str
+    subtask: NotRequired[str]
+    detail: dict[str, Any]
+
+
+def empty_usage() -> Usage:
+    """Return a zero usage record."""
+    return {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "calls": 0}
+
+
+def add_usage(left: Usage, right: Usage) -> Usage:
+    """Sum two usage records."""
+    return {
+        "input_tokens": left["input_tokens"] + right["input_tokens"],
+        "output_tokens": left["output_tokens"] + right["output_tokens"],
+        "cost_usd": round(left["cost_usd"] + right["cost_usd"], 8),
+        "calls": left["calls"] + right["calls"],
+    }
+
+
+def merge_by_key(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Reducer: merge dicts keyed by id; the newer value for an id wins."""
+    return {**(left or {}), **(right or {})}
+
+
+def sum_usage_by_model(
+    left: dict[str, Usage] | None, right: dict[str, Usage] | None
+) -> dict[str, Usage]:
+    """Reducer: add per-model usage totals."""
+    merged = dict(left or {})
+    for model, usage in (right or {}).items():
+        merged[model] = add_usage(merged.get(model, empty_usage()), usage)
+    return merged
+
+
+class InputState(TypedDict):
+    """What a caller sends: `{"request": "..."}`."""
+
+    request: str
+    """The user's request, in plain language."""
+
+
+class OutputState(TypedDict, total=False):
+    """What a caller gets back."""
+
+    answer: str
+    """The synthesized answer (Markdown)."""
+    status: str
+    """done / failed / aborted / over_budget."""
+    error: str | None
+    """A person-readable error when the run could not finish."""
+
+
+class State(InputState, total=False):
+    """Full graph state."""
+
+    plan: dict[str, Any] | None
+    """The current plan (a `Plan` dump)."""
+    plan_version: int
+    """Version number of `plan`, starting at 1."""
+    plan_history: Annotated[list[PlanRecord], operator.add]
+    """Every plan version."""
+    plan_feedback: str
+    """Feedback for the next planner call (rejection by a person, or failed subtasks)."""
+    replans: int
+    """Plan revisions made after failures."""
+    results: Annotated[dict[str, SubtaskRecord], merge_by_key]
+    """Subtask outcomes keyed by subtask id (the synthesis reducer)."""
+    clarifications: Annotated[dict[str, str], merge_by_key]
+    """People's answers to worker questions, keyed by subtask id."""
+    usage: Annotated[dict[str, Usage], sum_usage_by_model]
+    """Tokens and cost per model spec."""
+    audit: Annotated[list[AuditEvent], operator.add]
+    """The audit trail."""
+    next_step: str
+    """What the validator decided after the last dispatch round."""
+    aborted: Annotated[list[str], operator.add]
+    """Reasons given by people who aborted the run at an escalation."""
+    status: str
+    """planning / running / done / failed / aborted / over_budget."""
+    error: str | None
+    """Why the run stopped, when it did not finish."""
+    answer: str
+    """The final answer."""

@@ -1,0 +1,136 @@
+"""Synthesis: one answer from the accepted results, conflicts flagged, within a context budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from graph.audit import emit, event
+from graph.conflicts import find_conflicts
+from graph.context import Context
+from graph.models import ainvoke_structured
+from graph.plan_validation import fingerprints
+from graph.prompts import render, untrusted
+from graph.schemas import Plan, Subtask
+from graph.state import USABLE, State, SubtaskRecord
+from graph.text import clip_sentences, estimate_tokens
+from graph.validator import current_records
+from workers.base import citations_in
+from workers.corpus import load_corpus
+
+OFFLINE_NOTICE = (
+    "> **Offline extractive mode.** Planned by rules and assembled from sentences of the "
+    "documents in `{corpus}`; no language model wrote this text. Set `FOREMAN_*_MODEL` "
+    "(see README) to use an LLM provider."
+)
+
+
+class Report(BaseModel):
+    """The final answer."""
+
+    title: str = Field(description="Title of the answer.")
+    markdown: str = Field(description="The answer in Markdown, citations kept.")
+
+
+def condense(texts: dict[str, str], budget: int) -> tuple[dict[str, str], bool]:
+    """Clip outputs, each to its share of `budget` tokens, when together they exceed it."""
+    sizes = {k: estimate_tokens(v) for k, v in texts.items()}
+    total = sum(sizes.values())
+    if total <= budget:
+        return texts, False
+    return {
+        k: clip_sentences(v, max(40, budget * sizes[k] // max(total, 1))) for k, v in texts.items()
+    }, True
+
+
+def _title(sub: Subtask, rec: SubtaskRecord) -> str:
+    return str((rec.get("output") or {}).get("title") or sub.id)
+
+
+def _sources(answer: str, corpus_dir: str, outputs: list[dict[str, Any] | None]) -> str:
+    try:
+        corpus = load_corpus(corpus_dir)
+    except FileNotFoundError:
+        return ""
+    cited = sorted(c for c in citations_in(outputs) if f"[{c}]" in answer and c in corpus.by_id)
+    lines = []
+    for cid in cited:
+        p = corpus.by_id[cid]
+        origin = f" — {p.source}" if p.source else ""
+        lines.append(f"- [{cid}] {p.title}{origin}")
+    return "\n".join(lines)
+
+
+async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Merge the accepted results into the final answer."""
+    ctx = runtime.context
+    plan = Plan.model_validate(state["plan"])
+    records = current_records(state, fingerprints(plan))
+    usable = [
+        (s, records[s.id])
+        for s in plan.subtasks
+        if s.id in records and records[s.id]["status"] in USABLE and records[s.id]["text"]
+    ]
+    chosen = [(s, r) for s, r in usable if s.feeds_answer] or usable
+    gaps = [
+        f"- {s.id} ({s.objective}): {records[s.id]['status'] if s.id in records else 'not run'}"
+        f"{' — ' + (records[s.id]['error'] or '') if s.id in records else ''}"
+        for s in plan.subtasks
+        if s.id not in records or records[s.id]["status"] not in ("accepted", "supplied")
+    ]
+    texts, condensed = condense({s.id: r["text"] for s, r in chosen}, ctx.synthesis_context_tokens)
+    conflicts = find_conflicts([r["output"] for _, r in usable])
+    results = "\n".join(
+        f'<result id="{s.id}" worker="{r["worker"]}" title="{untrusted(_title(s, r))}">\n'
+        f"{untrusted(texts[s.id])}\n</result>"
+        for s, r in chosen
+    )
+    emit("phase", name="synthesis", results=len(chosen), condensed=condensed)
+    report, usage = await ainvoke_structured(
+        ctx.synthesizer_model,
+        Report,
+        [
+            SystemMessage(render("synthesizer")),
+            HumanMessage(
+                render(
+                    "synthesizer_request",
+                    request=untrusted(state["request"]),
+                    results=results,
+                    conflicts="\n".join(conflicts),
+                    gaps="\n".join(gaps),
+                )
+            ),
+        ],
+        method=ctx.structured_output_method,
+    )
+    parts = [report.markdown.strip()]
+    sources = _sources(report.markdown, ctx.corpus_dir, [r["output"] for _, r in usable])
+    if sources:
+        parts.append(f"## Sources\n\n{sources}")
+    status = "done"
+    if state.get("aborted"):
+        status = "aborted"
+        parts.insert(0, "> **Run aborted** by a reviewer: " + "; ".join(state["aborted"]))
+    elif state.get("status") == "over_budget":
+        status = "over_budget"
+        parts.insert(0, "> **Budget reached**: some subtasks were not run; see Gaps.")
+    if ctx.synthesizer_model.split(":")[0] == "offline":
+        parts.insert(0, OFFLINE_NOTICE.format(corpus=ctx.corpus_dir))
+    answer = "\n\n".join(p for p in parts if p)
+    return {
+        "answer": answer,
+        "status": status,
+        "usage": {ctx.synthesizer_model: usage},
+        "audit": [
+            event(
+                "synthesis",
+                results=[s.id for s, _ in chosen],
+                conflicts=len(conflicts),
+                condensed=condensed,
+                status=status,
+            )
+        ],
+    }

@@ -1,0 +1,100 @@
+"""Small text utilities shared by the offline engines, validators and budgets."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import Stemmer  # PyStemmer: a maintained Snowball stemmer, no data downloads
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]+|\d+(?:[.,]\d+)?")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each few
+    for from further had has have having he her here hers him his how i if in into is it its
+    itself just me more most my no nor not now of off on once only or other our ours out over
+    own same she should so some such than that the their theirs them then there these they
+    this those through to too under until up very was we were what when where which while who
+    whom why will with would you your yours write report find evidence section describe explain
+    summarize summary give provide about include including cover covering using use based
+    """.split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def estimate_tokens(text: str) -> int:
+    """Deterministic token estimate (words and punctuation); used for budgets, not billing."""
+    return len(_TOKEN.findall(text))
+
+
+def sentences(text: str) -> list[str]:
+    """Split prose into sentences, dropping Markdown headings and blank lines."""
+    out: list[str] = []
+    for block in re.split(r"\n\s*\n", text):
+        block = " ".join(line.strip() for line in block.splitlines() if line.strip())
+        if not block or block.startswith("#"):
+            continue
+        out.extend(s.strip() for s in _SENTENCE_END.split(block) if s.strip())
+    return out
+
+
+def keywords(text: str) -> list[str]:
+    """Stemmed content words, in order of first appearance, without duplicates."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    stems = _stemmer().stemWords([w for w in words if w not in STOPWORDS])
+    seen: dict[str, None] = {}
+    for stem in stems:
+        seen.setdefault(stem, None)
+    return list(seen)
+
+
+def overlap(query_terms: list[str], text: str) -> float:
+    """Fraction of query terms that occur in `text` (stemmed)."""
+    if not query_terms:
+        return 0.0
+    present = set(keywords(text))
+    return sum(1 for t in query_terms if t in present) / len(query_terms)
+
+
+def numbers(text: str) -> list[str]:
+    """Numbers that appear in `text`, as written."""
+    return re.findall(r"\d+(?:[.,]\d+)?", text)
+
+
+def clip_sentences(text: str, max_tokens: int) -> str:
+    """Keep whole leading sentences of `text` within `max_tokens`."""
+    kept: list[str] = []
+    used = 0
+    for sent in sentences(text):
+        cost = estimate_tokens(sent)
+        if used + cost > max_tokens and kept:
+            break
+        kept.append(sent)
+        used += cost
+    return " ".join(kept)
+
+
+def tag_blocks(text: str, tag: str) -> list[tuple[dict[str, str], str]]:
+    """Find `<tag k="v">body</tag>` blocks in a prompt; returns (attributes, body) pairs."""
+    pattern = re.compile(rf"<{tag}((?:\s+[\w-]+=\"[^\"]*\")*)\s*>(.*?)</{tag}>", re.S)
+    out = []
+    for attrs, body in pattern.findall(text):
+        out.append((dict(re.findall(r'([\w-]+)="([^"]*)"', attrs)), body.strip()))
+    return out
+
+
+def tag(text: str, name: str) -> str:
+    """Body of the first `<name>` block in `text`, or ''."""
+    blocks = tag_blocks(text, name)
+    return blocks[0][1] if blocks else ""
+
+
+def escape_attr(value: str) -> str:
+    """Make a value safe inside a double-quoted prompt attribute."""
+    return value.replace('"', "'").replace("\n", " ")

@@ -1,0 +1,170 @@
+"""The validator: checks each worker result, and routes the run once a dispatch round ends."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+from pydantic import ValidationError
+
+from graph.audit import event
+from graph.context import Context
+from graph.models import ainvoke_structured
+from graph.prompts import render, untrusted
+from graph.schemas import Plan, Verdict
+from graph.state import USABLE, State, SubtaskRecord, Usage
+from workers.base import WorkerInput
+from workers.registry import WorkerSpec
+
+AttemptVerdict = Literal["accept", "retry", "substitute", "give_up", "clarify"]
+NextStep = Literal["dispatch", "plan", "clarify", "escalate", "synthesize"]
+
+
+async def check_output(
+    spec: WorkerSpec, output: dict[str, Any], inp: WorkerInput, ctx: Context
+) -> tuple[list[str], dict[str, Usage]]:
+    """Problems with one worker output: status, schema, worker rules, then the judge.
+
+    Returns the problems (empty means acceptable) and the judge's usage by model.
+    """
+    status = output.get("status", "done")
+    if status == "failed":
+        return [f"the worker reported failure: {output.get('error') or 'no reason given'}"], {}
+    if status == "needs_clarification":
+        return [f"the worker needs clarification: {output.get('question') or '?'}"], {}
+    try:
+        spec.output_schema.model_validate(output)
+    except ValidationError as exc:
+        return [f"output does not match {spec.output_schema.__name__}: {exc}"], {}
+    problems = spec.check(output, inp, ctx.corpus_dir)
+    if problems or not ctx.judge:
+        return problems, {}
+    sub = inp.subtask
+    verdict, usage = await ainvoke_structured(
+        ctx.validator_model,
+        Verdict,
+        [
+            SystemMessage(render("judge")),
+            HumanMessage(
+                render(
+                    "judge_request",
+                    objective=untrusted(sub.objective),
+                    criteria="; ".join(untrusted(c) for c in sub.acceptance_criteria),
+                    output=untrusted(spec.render(output)),
+                )
+            ),
+        ],
+        method=ctx.structured_output_method,
+    )
+    judged = [] if verdict.accept else [f"judge: {verdict.feedback or 'criteria not met'}"]
+    return judged, {ctx.validator_model: usage}
+
+
+def decide(
+    output: dict[str, Any] | None,
+    problems: list[str],
+    attempts_on_worker: int,
+    alternatives_left: bool,
+    clarification_given: bool,
+    ctx: Context,
+) -> AttemptVerdict:
+    """Route one attempt: accept, retry with feedback, substitute a worker, ask, or give up."""
+    if not problems:
+        return "accept"
+    if output is not None and output.get("status") == "needs_clarification":
+        return "clarify"
+    if attempts_on_worker < ctx.max_attempts:
+        return "retry"
+    return "substitute" if alternatives_left else "give_up"
+
+
+def current_records(state: State, prints: dict[str, str]) -> dict[str, SubtaskRecord]:
+    """Records that belong to the current plan (same subtask spec and upstream)."""
+    return {
+        sid: rec
+        for sid, rec in (state.get("results") or {}).items()
+        if prints.get(sid) == rec["fingerprint"]
+    }
+
+
+def open_questions(state: State, records: dict[str, SubtaskRecord]) -> list[SubtaskRecord]:
+    """Records whose worker asked a question nobody has answered yet."""
+    answers = state.get("clarifications") or {}
+    return [
+        r
+        for r in records.values()
+        if r["status"] == "needs_clarification" and answers.get(r["id"]) == r.get("clarification")
+    ]
+
+
+def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Decide what follows a dispatch round, and record why."""
+    from graph.plan_validation import fingerprints
+
+    plan = Plan.model_validate(state["plan"])
+    records = current_records(state, fingerprints(plan))
+    questions = open_questions(state, records)
+    failed = [r for r in records.values() if r["status"] == "failed"]
+    usable = {sid for sid, r in records.items() if r["status"] in USABLE}
+    runnable = [
+        s.id for s in plan.subtasks if s.id not in records and all(d in usable for d in s.inputs)
+    ]
+    update: dict[str, Any] = {}
+    step: NextStep
+    if state.get("aborted"):
+        step = "synthesize"
+    elif questions:
+        step = "clarify"
+    elif failed and state.get("replans", 0) < runtime.context.max_replans:
+        step = "plan"
+        update["plan_feedback"] = "Subtasks that failed validation:\n" + "\n".join(
+            f"- {r['id']} ({r['worker']}): {r['error']}" for r in failed
+        )
+    elif failed:
+        step = "escalate"
+    elif runnable:
+        step = "dispatch"
+    else:
+        step = "synthesize"
+    update["next_step"] = step
+    update["audit"] = [
+        event(
+            "validation",
+            next_step=step,
+            accepted=sorted(usable),
+            failed=[r["id"] for r in failed],
+            questions=[r["id"] for r in questions],
+        )
+    ]
+    return update
+
+
+def route_after_validation(state: State) -> list[Send] | NextStep:
+    """Follow the validator's decision; questions and escalations fan out, one per subtask."""
+    from graph.plan_validation import fingerprints
+
+    step: NextStep = state.get("next_step", "synthesize")  # type: ignore[assignment]
+    if step not in ("clarify", "escalate"):
+        return step
+    records = current_records(state, fingerprints(Plan.model_validate(state["plan"])))
+    if step == "clarify":
+        return [
+            Send("clarify", {"subtask": r["id"], "question": r["question"] or ""})
+            for r in open_questions(state, records)
+        ]
+    return [
+        Send(
+            "escalate",
+            {
+                "subtask": r["id"],
+                "error": r["error"] or "",
+                "worker": r["worker"],
+                "fingerprint": r["fingerprint"],
+                "plan_version": r["plan_version"],
+            },
+        )
+        for r in records.values()
+        if r["status"] == "failed"
+    ]

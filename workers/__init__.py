@@ -1,0 +1,1 @@
+"""Foreman workers: specialised subgraphs the orchestrator dispatches subtasks to."""

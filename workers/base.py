@@ -1,0 +1,75 @@
+"""What every worker receives and returns: the private input of one subtask and its result."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from pydantic import BaseModel, Field
+
+from graph.prompts import render, untrusted
+from graph.schemas import Subtask
+from graph.state import Usage
+
+
+class DependencyResult(BaseModel):
+    """The accepted output of a subtask this one depends on."""
+
+    id: str
+    worker: str
+    status: str = Field(description="accepted, supplied (by a person) or skipped")
+    text: str = Field(description="Markdown rendering of the output")
+    output: dict[str, Any] | None = None
+
+
+class WorkerInput(BaseModel):
+    """Everything a worker sees: its subtask and its dependencies' outputs, nothing else."""
+
+    subtask: Subtask
+    dependencies: dict[str, DependencyResult] = Field(default_factory=dict)
+    feedback: list[str] = Field(default_factory=list, description="Validator findings so far")
+    clarification: str | None = Field(default=None, description="A person's answer")
+    attempt: int = 1
+
+
+class WorkerState(TypedDict, total=False):
+    """State of a worker subgraph: the private input in, the structured output out."""
+
+    input: dict[str, Any]
+    """A `WorkerInput` dump."""
+    output: dict[str, Any]
+    """The worker's structured output, including `status`, `error` and `question`."""
+    text: str
+    """Markdown rendering of the output, for dependents and the synthesizer."""
+    usage: Usage
+    """Tokens and cost of the model calls this attempt made."""
+    model: str
+    """Model spec used, or `-` for a tool-only worker."""
+
+
+def request_prompt(inp: WorkerInput, passages: str = "") -> str:
+    """Render the human message a worker model receives."""
+    sub = inp.subtask
+    deps = "\n".join(
+        f'<input id="{d.id}" worker="{d.worker}" status="{d.status}">\n'
+        f"{untrusted(d.text)}\n</input>"
+        for d in inp.dependencies.values()
+    )
+    return render(
+        "worker_request",
+        objective=untrusted(sub.objective),
+        expected_output=untrusted(sub.expected_output),
+        criteria="; ".join(untrusted(c) for c in sub.acceptance_criteria),
+        feedback="\n".join(f"- {untrusted(f)}" for f in inp.feedback),
+        clarification=untrusted(inp.clarification or ""),
+        inputs=deps,
+        passages=passages,
+    )
+
+
+def citations_in(outputs: list[dict[str, Any] | None]) -> set[str]:
+    """Every passage id cited in a list of worker outputs (findings or claims)."""
+    found: set[str] = set()
+    for out in outputs:
+        for item in (out or {}).get("findings", []) + (out or {}).get("claims", []):
+            found.update(item.get("citations", []))
+    return found

@@ -1,0 +1,109 @@
+"""The worker registry: what the planner may dispatch to, and how each worker is checked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from langgraph.graph.state import CompiledStateGraph
+from pydantic import BaseModel
+
+from workers.base import WorkerInput
+
+Checker = Callable[[dict[str, Any], WorkerInput, str], list[str]]
+Renderer = Callable[[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """A worker the orchestrator can dispatch subtasks to."""
+
+    name: str
+    """Registry key the planner uses."""
+    capability: str
+    """Short capability tag, e.g. `research`, `writing`."""
+    description: str
+    """What the planner is told the worker does."""
+    graph: CompiledStateGraph[Any, Any, Any, Any]
+    """The worker subgraph: `{"input": WorkerInput}` in, `output`/`usage`/`model` out."""
+    output_schema: type[BaseModel]
+    """Schema of `output`."""
+    check: Checker
+    """Worker-specific validation rules; returns problems (empty when fine)."""
+    render: Renderer
+    """Markdown rendering of an output for dependents and synthesis."""
+    input_schema: type[BaseModel] = WorkerInput
+    """Schema of the private input."""
+    alternatives: tuple[str, ...] = field(default_factory=tuple)
+    """Workers to substitute when this one keeps failing, in order."""
+
+
+class WorkerRegistry(Mapping[str, WorkerSpec]):
+    """An immutable mapping of worker name to spec."""
+
+    def __init__(self, specs: list[WorkerSpec]):
+        self._specs = {s.name: s for s in specs}
+        for spec in specs:
+            unknown = [a for a in spec.alternatives if a not in self._specs]
+            if unknown:
+                raise ValueError(f"worker {spec.name}: unknown alternatives {unknown}")
+
+    def __getitem__(self, name: str) -> WorkerSpec:
+        return self._specs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def describe(self) -> str:
+        """One line per worker, the way the planner prompt lists them."""
+        return "\n".join(
+            f"  - {s.name}: {s.description} (capability: {s.capability})"
+            for s in self._specs.values()
+        )
+
+
+@lru_cache(maxsize=1)
+def default_registry() -> WorkerRegistry:
+    """The built-in workers: research, writer and a generic LLM worker."""
+    from workers import llm, research, writer
+
+    return WorkerRegistry(
+        [
+            WorkerSpec(
+                name="research",
+                capability="research",
+                description="searches the local document corpus (BM25) and returns findings "
+                "that cite the passages they come from",
+                graph=research.build(),
+                output_schema=research.ResearchFindings,
+                check=research.check_findings,
+                render=research.render_findings,
+            ),
+            WorkerSpec(
+                name="writer",
+                capability="writing",
+                description="writes a report section from the outputs of its inputs, "
+                "keeping their citations",
+                graph=writer.build(),
+                output_schema=writer.Section,
+                check=writer.check_section,
+                render=writer.render_section,
+                alternatives=("llm",),
+            ),
+            WorkerSpec(
+                name="llm",
+                capability="general",
+                description="a general-purpose model for anything else: analysis, "
+                "comparison, drafting, answering from its inputs",
+                graph=llm.build(),
+                output_schema=llm.Answer,
+                check=llm.check_answer,
+                render=llm.render_answer,
+            ),
+        ]
+    )
