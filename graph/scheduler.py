@@ -1,18 +1,24 @@
 """Dataflow dispatch: each subtask starts as soon as its own dependencies are accepted.
 
-A `Send` fan-out runs in supersteps: a step ends when its slowest branch ends, so a
-subtask that became ready early waits for unrelated siblings (1.09-1.72x the critical
-path on the reference graphs). The dispatch node instead starts every subtask as a
-LangGraph task (`langgraph.func.task`) the moment its inputs are accepted. Each finished
-task is checkpointed on its own, so a resumed run replays finished subtasks without
-running them again; because LangGraph matches replayed task results by call order, every
-result carries its subtask id and fingerprint and is attached by those, never by order.
+A `Send` fan-out runs in supersteps: a step ends when its slowest branch ends, so a subtask
+that became ready early waits for unrelated siblings (1.09-1.72x the critical path on the
+reference graphs). The dispatch node instead runs every subtask of the round as a LangGraph
+task (`langgraph.func.task`) inside one step; a task waits for its own dependencies, then
+for a free slot (`max_parallel`), then runs.
+
+Durability: each finished task is checkpointed on its own, and a resumed run replays
+finished tasks without running them again. LangGraph matches a replayed result to the
+call by call order, so the node calls the tasks in plan order, always, whatever order
+they finish in: a result can only be replayed into the subtask that produced it (and each
+record carries its subtask id and fingerprint, which the node checks).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.func import task
@@ -22,17 +28,34 @@ from graph.audit import emit, event
 from graph.context import Context
 from graph.execution import Job, execute_subtask
 from graph.plan_validation import fingerprints
-from graph.schemas import Plan, Subtask
+from graph.schemas import Subtask
 from graph.state import SETTLED, USABLE, State, SubtaskRecord, Usage, add_usage, empty_usage
-from graph.validator import current_records
+from graph.validator import current_plan, current_records
 from workers.registry import WorkerRegistry
+
+BLOCKED = "blocked"  # internal: a dependency did not succeed; never stored in state
+
+
+class DispatchAborted(RuntimeError):
+    """Raised in waiting subtasks when their dispatch round fails."""
+
+
+@dataclass
+class Board:
+    """What the tasks of one dispatch round share: results so far, slots, a stop flag."""
+
+    results: dict[str, asyncio.Future[SubtaskRecord]]
+    slots: asyncio.Semaphore
+    stop_reason: str | None = None
+    spent: Usage = field(default_factory=empty_usage)
+
+
+_BOARDS: dict[str, Board] = {}
 
 
 def _over_budget(ctx: Context, spent: Usage) -> str | None:
-    if (
-        ctx.max_total_tokens
-        and spent["input_tokens"] + spent["output_tokens"] >= ctx.max_total_tokens
-    ):
+    tokens = spent["input_tokens"] + spent["output_tokens"]
+    if ctx.max_total_tokens and tokens >= ctx.max_total_tokens:
         return f"token budget of {ctx.max_total_tokens} reached"
     if ctx.max_cost_usd and spent["cost_usd"] >= ctx.max_cost_usd:
         return f"cost budget of ${ctx.max_cost_usd:g} reached"
@@ -51,126 +74,138 @@ def _needs_run(sub: Subtask, rec: SubtaskRecord | None, state: State) -> bool:
     return answer is not None and answer != rec.get("clarification")
 
 
+def _unrun(job: Job, status: str, error: str) -> SubtaskRecord:
+    sub = job["subtask"]
+    return {
+        "id": sub["id"], "fingerprint": job["fingerprint"], "worker": sub["worker"],
+        "status": status,  # type: ignore[typeddict-item]
+        "text": "", "output": None, "question": None, "clarification": None,
+        "error": error, "attempts": [], "usage": empty_usage(),
+        "plan_version": job["plan_version"],
+    }  # fmt: skip
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (it was reported through the node already)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _dependency(rec: SubtaskRecord) -> dict[str, Any]:
+    keys = ("id", "worker", "status", "text", "output")
+    return {k: rec[k] for k in keys}  # type: ignore[literal-required]
+
+
 def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any]]]:
     """Build the dispatch node for a worker registry."""
 
     @task(name="run_subtask")  # type: ignore[arg-type]  # mypy cannot solve its ParamSpec
-    async def run_subtask(job: Job) -> SubtaskRecord:
-        """One subtask from first attempt to verdict, checkpointed as one unit."""
-        ctx = get_runtime(Context).context
-        return await execute_subtask(job, registry, ctx)
+    async def run_subtask(job: Job, board_id: str) -> SubtaskRecord:
+        """One subtask: wait for its inputs and a slot, then attempts until a verdict."""
+        board = _BOARDS[board_id]
+        sub = job["subtask"]
+        deps = [await board.results[d] for d in sub["inputs"]]
+        failed = [d["id"] for d in deps if d["status"] not in USABLE]
+        if failed:
+            return _unrun(job, BLOCKED, f"inputs not available: {', '.join(failed)}")
+        async with board.slots:
+            if board.stop_reason:
+                return _unrun(job, "over_budget", f"not run: {board.stop_reason}")
+            emit("subtask", id=sub["id"], status="running", worker=sub["worker"])
+            ctx = get_runtime(Context).context
+            job = {**job, "dependencies": {d["id"]: _dependency(d) for d in deps}}
+            return await execute_subtask(job, registry, ctx)
 
     async def dispatch(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Run every subtask whose inputs are accepted, up to `max_parallel` at once."""
+        """Run the subtasks of the plan that still need running, dependencies first."""
         ctx = runtime.context
-        plan = Plan.model_validate(state["plan"])
+        plan = current_plan(state)
         prints = fingerprints(plan)
         version = state.get("plan_version", 1)
         known = current_records(state, prints)
         todo = [s for s in plan.subtasks if _needs_run(s, known.get(s.id), state)]
-        done: dict[str, SubtaskRecord] = {
-            sid: r for sid, r in known.items() if sid not in {s.id for s in todo}
-        }
-        new: dict[str, SubtaskRecord] = {}
-        spent = empty_usage()
-        for u in (state.get("usage") or {}).values():
-            spent = add_usage(spent, u)
-        running: dict[asyncio.Future[SubtaskRecord], str] = {}
-        stop_reason: str | None = None
+        loop = asyncio.get_running_loop()
+        board = Board(results={}, slots=asyncio.Semaphore(max(1, ctx.max_parallel)))
+        for sub in plan.subtasks:
+            board.results[sub.id] = loop.create_future()
+            if sub not in todo and sub.id in known:
+                board.results[sub.id].set_result(known[sub.id])
+        for model_usage in (state.get("usage") or {}).values():
+            board.spent = add_usage(board.spent, model_usage)
+        board.stop_reason = _over_budget(ctx, board.spent)
+        board_id = uuid.uuid4().hex
+        _BOARDS[board_id] = board
         audit = [event("dispatch_round", plan_version=version, todo=[s.id for s in todo])]
-
-        def ready(sub: Subtask) -> bool:
-            return (
-                sub.id not in new
-                and sub.id not in running.values()
-                and all(d in done and done[d]["status"] in USABLE for d in sub.inputs)
-            )
-
-        while True:
-            stop_reason = stop_reason or _over_budget(ctx, spent)
-            if stop_reason is None:
-                for sub in todo:
-                    if len(running) >= ctx.max_parallel:
-                        break
-                    if ready(sub):
-                        job: Job = {
-                            "subtask": sub.model_dump(mode="json"),
-                            "dependencies": {
-                                d: {
-                                    "id": d,
-                                    "worker": done[d]["worker"],
-                                    "status": done[d]["status"],
-                                    "text": done[d]["text"],
-                                    "output": done[d]["output"],
-                                }
-                                for d in sub.inputs
-                            },
-                            "clarification": (state.get("clarifications") or {}).get(sub.id),
-                            "fingerprint": prints[sub.id],
-                            "plan_version": version,
-                        }
-                        emit("subtask", id=sub.id, status="running", worker=sub.worker)
-                        audit.append(event("dispatch", sub.id, worker=sub.worker))
-                        running[asyncio.ensure_future(run_subtask(job))] = sub.id  # type: ignore[arg-type]
-            if not running:
-                break
-            finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for fut in finished:
-                asked = running.pop(fut)
-                rec = fut.result()
-                owner = rec["id"]
-                if owner != asked or rec["fingerprint"] != prints.get(asked):
-                    # A replayed result of another call: attach it to its own subtask;
-                    # `asked` is still not done and is dispatched again.
-                    audit.append(event("replay_reordered", asked, attached_to=owner))
-                    if prints.get(owner) != rec["fingerprint"] or owner in new:
+        new: dict[str, SubtaskRecord] = {}
+        calls: dict[asyncio.Future[SubtaskRecord], str] = {}
+        try:
+            for sub in todo:  # plan order: the replay contract, see the module docstring
+                job: Job = {
+                    "subtask": sub.model_dump(mode="json"),
+                    "dependencies": {},
+                    "clarification": (state.get("clarifications") or {}).get(sub.id),
+                    "fingerprint": prints[sub.id],
+                    "plan_version": version,
+                }
+                calls[asyncio.ensure_future(run_subtask(job, board_id))] = sub.id  # type: ignore[arg-type]
+            pending = set(calls)
+            while pending:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for fut in finished:
+                    rec = fut.result()
+                    sid = calls[fut]
+                    if rec["id"] != sid or rec["fingerprint"] != prints[sid]:
+                        raise RuntimeError(
+                            f"replayed result of {rec['id']} arrived for {sid}; the checkpoint "
+                            "does not match this plan"
+                        )
+                    board.results[sid].set_result(rec)
+                    if rec["status"] == BLOCKED:
                         continue
-                new[owner] = done[owner] = rec
-                spent = add_usage(spent, rec["usage"])
-                emit(
-                    "subtask",
-                    id=owner,
-                    status=rec["status"],
-                    worker=rec["worker"],
-                    attempts=len(rec["attempts"]),
-                    seconds=round(sum(a["duration_s"] for a in rec["attempts"]), 3),
-                )
-                audit.append(
-                    event("result", owner, status=rec["status"], attempts=len(rec["attempts"]))
-                )
-        if stop_reason:
-            for sub in todo:
-                if sub.id not in new:
-                    new[sub.id] = _over_budget_record(sub, prints[sub.id], version, stop_reason)
-            audit.append(event("budget_stop", reason=stop_reason))
+                    new[sid] = rec
+                    board.spent = add_usage(board.spent, rec["usage"])
+                    board.stop_reason = board.stop_reason or _over_budget(ctx, board.spent)
+                    seconds = round(sum(a["duration_s"] for a in rec["attempts"]), 3)
+                    emit(
+                        "subtask",
+                        id=sid,
+                        status=rec["status"],
+                        worker=rec["worker"],
+                        attempts=len(rec["attempts"]),
+                        seconds=seconds,
+                    )
+                    audit.append(
+                        event(
+                            "result",
+                            sid,
+                            status=rec["status"],
+                            attempts=len(rec["attempts"]),
+                            seconds=seconds,
+                        )
+                    )
+        except BaseException:
+            # Release tasks still waiting on inputs so the failure surfaces now; they
+            # leave no result behind, so a resume runs them again.
+            for fut in board.results.values():
+                if not fut.done():
+                    fut.set_exception(DispatchAborted("the dispatch round failed"))
+            for fut in [*board.results.values(), *calls]:
+                fut.add_done_callback(_consume)
+            raise
+        finally:
+            del _BOARDS[board_id]
+        if board.stop_reason:
+            audit.append(event("budget_stop", reason=board.stop_reason))
         usage: dict[str, Usage] = {}
         for rec in new.values():
             for att in rec["attempts"]:
                 for model, u in att["usage_by_model"].items():
                     usage[model] = add_usage(usage.get(model, empty_usage()), u)
-        update: dict[str, Any] = {
+        return {
             "results": new,
             "usage": usage,
             "audit": audit,
-            "status": "over_budget" if stop_reason else "running",
+            "status": "over_budget" if board.stop_reason else "running",
         }
-        return update
 
     return dispatch
-
-
-def _over_budget_record(sub: Subtask, fingerprint: str, version: int, reason: str) -> SubtaskRecord:
-    return {
-        "id": sub.id,
-        "fingerprint": fingerprint,
-        "worker": sub.worker,
-        "status": "over_budget",
-        "text": "",
-        "output": None,
-        "question": None,
-        "clarification": None,
-        "error": f"not run: {reason}",
-        "attempts": [],
-        "usage": empty_usage(),
-        "plan_version": version,
-    }

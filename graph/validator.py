@@ -80,6 +80,11 @@ def decide(
     return "substitute" if alternatives_left else "give_up"
 
 
+def current_plan(state: State) -> Plan:
+    """The plan the run is on."""
+    return Plan.model_validate(state["plan"])
+
+
 def current_records(state: State, prints: dict[str, str]) -> dict[str, SubtaskRecord]:
     """Records that belong to the current plan (same subtask spec and upstream)."""
     return {

@@ -1,0 +1,62 @@
+"""Shared fixtures: environment, scripted models, graphs compiled with a checkpointer."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+os.environ.update(
+    LANGSMITH_TRACING="false",
+    LANGCHAIN_TRACING_V2="false",
+    LANGGRAPH_CLI_NO_ANALYTICS="1",
+    LANGGRAPH_NO_VERSION_CHECK="true",
+)
+
+from graph import Context, build_graph  # noqa: E402
+from graph.models import register_provider, unregister_provider  # noqa: E402
+from tests.support.scripted import ScriptedChatModel  # noqa: E402
+
+HEAT_PUMPS = "Write a report on residential heat pumps: how they work and running costs"
+
+
+@pytest.fixture
+def models() -> Iterator[dict[str, ScriptedChatModel]]:
+    """Scripted models by name, reachable as `scripted:NAME` specs."""
+    table: dict[str, ScriptedChatModel] = {}
+
+    def factory(name: str) -> ScriptedChatModel:
+        return table.setdefault(name, ScriptedChatModel(model_name=name))
+
+    register_provider("scripted", factory)
+    for name in ("planner", "worker", "judge", "synth"):
+        factory(name)
+    yield table
+    unregister_provider("scripted")
+
+
+def scripted_context(**overrides: Any) -> Context:
+    """A Context whose roles all use scripted models."""
+    base: dict[str, Any] = dict(
+        planner_model="scripted:planner",
+        worker_model="scripted:worker",
+        validator_model="scripted:judge",
+        synthesizer_model="scripted:synth",
+    )
+    base.update(overrides)
+    return Context(**base)
+
+
+@pytest.fixture
+def app() -> Any:
+    """The Foreman graph with the built-in workers and an in-memory checkpointer."""
+    return build_graph().compile(checkpointer=InMemorySaver())
+
+
+@pytest.fixture
+def thread() -> dict[str, Any]:
+    return {"configurable": {"thread_id": uuid.uuid4().hex}}

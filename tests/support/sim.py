@@ -1,0 +1,77 @@
+"""A simulated worker that only waits: for scheduling and durability tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel
+
+from graph.schemas import WorkerStatus
+from workers.base import WorkerInput, WorkerState
+from workers.registry import WorkerRegistry, WorkerSpec
+
+RUNS: Counter[str] = Counter()
+CRASH_ON: set[str] = set()
+INTERVALS: dict[str, tuple[float, float]] = {}
+
+
+class Waited(WorkerStatus):
+    text: str = ""
+
+
+async def wait(state: WorkerState) -> dict[str, Any]:
+    inp = WorkerInput.model_validate(state["input"])
+    sid = inp.subtask.id
+    RUNS[sid] += 1
+    seconds = float(inp.subtask.objective.split()[-1])
+    start = time.perf_counter()
+    await asyncio.sleep(seconds)
+    if sid in CRASH_ON:
+        raise RuntimeError(f"simulated crash in {sid}")
+    INTERVALS[sid] = (start, time.perf_counter())
+    deps = ",".join(sorted(inp.dependencies))
+    return {
+        "output": {"status": "done", "text": f"{sid} done (inputs: {deps})"},
+        "usage": {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "calls": 0},
+        "model": "-",
+    }
+
+
+def registry() -> WorkerRegistry:
+    builder = StateGraph(WorkerState)
+    builder.add_node(wait)
+    builder.add_edge(START, "wait")
+    builder.add_edge("wait", END)
+    spec = WorkerSpec(
+        name="sim",
+        capability="test",
+        description="waits the seconds its objective ends with",
+        graph=builder.compile(checkpointer=False),
+        output_schema=Waited,
+        check=lambda out, inp, corpus: [],
+        render=lambda out: str(out.get("text", "")),
+    )
+    return WorkerRegistry([spec])
+
+
+def dag_plan(dag: dict[str, tuple[float, list[str]]]) -> dict[str, Any]:
+    return {
+        "goal": "simulated",
+        "subtasks": [
+            {"id": sid, "worker": "sim", "objective": f"wait {lat}", "inputs": deps}
+            for sid, (lat, deps) in dag.items()
+        ],
+    }
+
+
+def reset() -> None:
+    RUNS.clear()
+    CRASH_ON.clear()
+    INTERVALS.clear()
+
+
+assert issubclass(Waited, BaseModel)

@@ -1,0 +1,76 @@
+import pytest
+
+from graph.plan_validation import PlanError, check_plan, critical_path, fingerprints, parse_plan
+from graph.schemas import Plan
+
+WORKERS = {"research", "writer", "llm"}
+
+
+def plan(*subtasks: dict) -> Plan:
+    return Plan.model_validate({"goal": "g", "subtasks": list(subtasks)})
+
+
+def sub(id: str, worker: str = "llm", inputs: list[str] | None = None) -> dict:
+    return {"id": id, "worker": worker, "objective": f"do {id}", "inputs": inputs or []}
+
+
+def problems(p: Plan, max_subtasks: int = 12) -> str:
+    with pytest.raises(PlanError) as exc:
+        check_plan(p, WORKERS, max_subtasks)
+    return str(exc.value)
+
+
+def test_valid_plan_passes():
+    check_plan(plan(sub("a"), sub("b", inputs=["a"])), WORKERS, 12)
+
+
+def test_empty_plan_rejected():
+    assert "no subtasks" in problems(plan())
+
+
+def test_too_many_subtasks_rejected():
+    assert "limit is 2" in problems(plan(sub("a"), sub("b"), sub("c")), max_subtasks=2)
+
+
+def test_duplicate_ids_rejected():
+    assert "duplicate subtask ids: a" in problems(plan(sub("a"), sub("a")))
+
+
+def test_unknown_worker_rejected_with_the_available_ones():
+    msg = problems(plan(sub("a", worker="astrologer")))
+    assert "unknown worker 'astrologer'" in msg and "llm, research, writer" in msg
+
+
+def test_dangling_dependency_rejected():
+    assert "depends on unknown subtask 'zz'" in problems(plan(sub("a", inputs=["zz"])))
+
+
+def test_self_dependency_rejected():
+    assert "depends on itself" in problems(plan(sub("a", inputs=["a"])))
+
+
+def test_cycle_rejected_and_named():
+    msg = problems(plan(sub("a", inputs=["c"]), sub("b", inputs=["a"]), sub("c", inputs=["b"])))
+    assert "dependency cycle" in msg and all(x in msg for x in "abc")
+
+
+def test_schema_errors_are_readable():
+    with pytest.raises(PlanError) as exc:
+        parse_plan({"goal": "g", "subtasks": [{"id": "1 bad", "worker": "llm", "objective": ""}]})
+    text = str(exc.value)
+    assert "subtasks.0.id" in text and "subtasks.0.objective" in text
+
+
+def test_fingerprint_changes_flow_downstream_only():
+    p1 = plan(sub("a"), sub("b"), sub("c", inputs=["a"]))
+    changed = p1.model_copy(deep=True)
+    changed.subtasks[0].objective = "do a differently"
+    f1, f2 = fingerprints(p1), fingerprints(changed)
+    assert f1["b"] == f2["b"]
+    assert f1["a"] != f2["a"] and f1["c"] != f2["c"]
+
+
+def test_critical_path():
+    deps = {"x1": [], "x2": ["x1"], "y1": [], "y2": ["y1"], "z": ["x2", "y2"]}
+    lat = {"x1": 4, "x2": 0.5, "y1": 0.5, "y2": 4, "z": 0.5}
+    assert critical_path(lat, deps) == 5.0
