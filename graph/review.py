@@ -158,7 +158,7 @@ def escalate(state: EscalationInput, runtime: Runtime[Context]) -> dict[str, Any
             "kind": "escalation",
             "subtask": state["subtask"],
             "worker": state["worker"],
-            "error": state["error"],
+            "failure": state["error"],
             "expected": ESCALATION_HELP,
         },
         ESCALATION.validate_python,

@@ -1,0 +1,139 @@
+"""Human in the loop: plan review, questions, escalations, and bad resume payloads."""
+
+from langgraph.types import Command
+
+from tests.conftest import HEAT_PUMPS, scripted_context
+
+ASK = {"status": "needs_clarification", "question": "Which aspect?", "findings": []}
+NO_ANSWER = "<clarification></clarification>"
+FAILED_ANSWER = {"status": "failed", "error": "cannot write this", "text": ""}
+BAD_SECTION = {"status": "failed", "error": "no", "title": "", "markdown": "", "claims": []}
+
+
+def pending(app, thread):
+    return [i.value | {"id": i.id} for i in app.get_state(thread).interrupts]
+
+
+async def test_plan_review_approve_after_a_bad_payload(models, app, thread):
+    ctx = scripted_context(review_plan=True)
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    [first] = pending(app, thread)
+    assert first["kind"] == "plan_review" and first["error"] is None
+    assert len(first["plan"]["subtasks"]) == 5
+    await app.ainvoke(Command(resume={"action": "maybe"}), thread, context=ctx)
+    [again] = pending(app, thread)
+    assert again["kind"] == "plan_review"
+    assert "not understood" in again["error"] and "approve" in again["error"]
+    assert not app.get_state(thread).values.get("results")  # nothing ran
+    out = await app.ainvoke(Command(resume={"action": "approve"}), thread, context=ctx)
+    assert out["status"] == "done"
+
+
+async def test_plan_review_edit_is_validated_then_used(models, app, thread):
+    ctx = scripted_context(review_plan=True)
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    plan = pending(app, thread)[0]["plan"]
+    cyclic = {
+        **plan,
+        "subtasks": [{**plan["subtasks"][0], "inputs": ["w1"]}, *plan["subtasks"][1:]],
+    }
+    await app.ainvoke(Command(resume={"action": "edit", "plan": cyclic}), thread, context=ctx)
+    [again] = pending(app, thread)
+    assert "edited plan is invalid" in again["error"] and "cycle" in again["error"]
+    smaller = {**plan, "subtasks": plan["subtasks"][:2]}  # r1 and w1 only
+    out = await app.ainvoke(
+        Command(resume={"action": "edit", "plan": smaller}), thread, context=ctx
+    )
+    values = app.get_state(thread).values
+    assert out["status"] == "done"
+    assert sorted(values["results"]) == ["r1", "w1"]
+    assert [p["source"] for p in values["plan_history"]] == ["planner", "human_edit"]
+
+
+async def test_plan_review_reject_replans_with_feedback(models, app, thread):
+    ctx = scripted_context(review_plan=True)
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    reject = {"action": "reject", "feedback": "drop running costs. add noise"}
+    await app.ainvoke(Command(resume=reject), thread, context=ctx)
+    [review] = pending(app, thread)
+    objectives = [s["objective"] for s in review["plan"]["subtasks"]]
+    assert review["version"] == 2
+    assert not any("running costs" in o for o in objectives)
+    assert any("noise" in o for o in objectives)
+    assert "drop running costs" in models["planner"].calls_for("Plan")[-1].prompt
+    out = await app.ainvoke(Command(resume={"action": "approve"}), thread, context=ctx)
+    assert out["status"] == "done"
+
+
+async def test_two_questions_answered_in_one_resume(models, app, thread):
+    models["worker"].on("ResearchFindings", NO_ANSWER, ASK)
+    ctx = scripted_context()
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    questions = pending(app, thread)
+    assert sorted(q["subtask"] for q in questions) == ["r1", "r2"]
+    assert all(q["kind"] == "clarification" for q in questions)
+    answers = {q["id"]: {"answer": f"focus on {q['subtask']} basics"} for q in questions}
+    out = await app.ainvoke(Command(resume=answers), thread, context=ctx)
+    values = app.get_state(thread).values
+    assert out["status"] == "done"
+    assert values["clarifications"] == {"r1": "focus on r1 basics", "r2": "focus on r2 basics"}
+    assert (
+        "focus on r2 basics"
+        in models["worker"].calls_for("ResearchFindings", "r2 basics")[0].prompt
+    )
+
+
+async def test_bad_clarification_answer_reasks(models, app, thread):
+    models["worker"].on("ResearchFindings", (NO_ANSWER, "running costs"), ASK)
+    ctx = scripted_context()
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    await app.ainvoke(Command(resume={"answr": 3}), thread, context=ctx)
+    [q] = pending(app, thread)
+    assert q["kind"] == "clarification" and "not understood" in q["error"]
+    out = await app.ainvoke(Command(resume="electricity prices"), thread, context=ctx)
+    assert out["status"] == "done"
+
+
+def _failing_writer(models):
+    models["worker"].on("Section", "section on running costs", BAD_SECTION)
+    models["worker"].on("Answer", "section on running costs", FAILED_ANSWER)
+
+
+async def test_escalation_skip(models, app, thread):
+    _failing_writer(models)
+    ctx = scripted_context(max_replans=0)
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    [esc] = pending(app, thread)
+    assert esc["kind"] == "escalation" and esc["subtask"] == "w2"
+    assert "cannot write this" in esc["failure"] and esc["error"] is None
+    await app.ainvoke(Command(resume={"action": "supply"}), thread, context=ctx)  # no result
+    [again] = pending(app, thread)
+    assert "result" in again["error"]
+    out = await app.ainvoke(Command(resume={"action": "skip"}), thread, context=ctx)
+    assert out["status"] == "done"
+    assert "w2" in out["answer"] and "skipped" in out["answer"]  # listed under Gaps
+    assert app.get_state(thread).values["results"]["summary"]["status"] == "accepted"
+
+
+async def test_escalation_supply(models, app, thread):
+    _failing_writer(models)
+    ctx = scripted_context(max_replans=0)
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    text = "Running costs depend on the electricity to gas price ratio. [running-costs#p1]"
+    out = await app.ainvoke(
+        Command(resume={"action": "supply", "result": text}), thread, context=ctx
+    )
+    assert out["status"] == "done"
+    assert "electricity to gas price ratio" in out["answer"]
+    assert app.get_state(thread).values["results"]["w2"]["status"] == "supplied"
+
+
+async def test_escalation_abort(models, app, thread):
+    _failing_writer(models)
+    ctx = scripted_context(max_replans=0)
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    out = await app.ainvoke(
+        Command(resume={"action": "abort", "reason": "not worth it"}), thread, context=ctx
+    )
+    assert out["status"] == "aborted"
+    assert "Run aborted" in out["answer"] and "not worth it" in out["answer"]
