@@ -8,7 +8,9 @@ arguments of the requested schema. They read the tagged sections Foreman's promp
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from graph.offline.planning import plan_from_request, revise_plan
@@ -32,13 +34,27 @@ def _query_terms(human: str) -> list[str]:
     return keywords(tag(human, "objective") + " " + tag(human, "clarification"))
 
 
+def _weighted(terms: list[str], texts: list[str]) -> Callable[[str], float]:
+    """Score texts by the query terms they contain, rare terms (across `texts`) weighing most."""
+    stems = [set(keywords(t)) for t in texts]
+    weight = {t: math.log(1 + len(texts) / (1 + sum(t in s for s in stems))) for t in terms}
+    total = sum(weight.values()) or 1.0
+
+    def score(text: str) -> float:
+        present = set(keywords(text))
+        return sum(w for t, w in weight.items() if t in present) / total
+
+    return score
+
+
 def research_findings(system: str, human: str) -> dict[str, Any]:
     """Extract the sentences of the retrieved passages that address the objective."""
     terms = _query_terms(human)
     passages = tag_blocks(tag(human, "passages"), "passage")
+    score = _weighted(terms, [s for _, body in passages for s in sentences(body)])
     ranked: list[list[tuple[float, str, str]]] = []
     for attrs, body in passages:
-        scored = [(overlap(terms, s), s, attrs["id"]) for s in sentences(body)]
+        scored = [(score(s), s, attrs["id"]) for s in sentences(body)]
         ranked.append(sorted((x for x in scored if x[0] > 0), key=lambda x: -x[0])[:2])
     claims: list[dict[str, Any]] = []
     for depth in range(2):  # best sentence of every passage first, then second-best

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -19,6 +20,13 @@ CRASH_ON: set[str] = set()
 INTERVALS: dict[str, tuple[float, float]] = {}
 
 
+def _log(line: str) -> None:
+    """Append to $SIM_LOG, so a parent process can see what a killed child did."""
+    if path := os.environ.get("SIM_LOG"):
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
 class Waited(WorkerStatus):
     text: str = ""
 
@@ -27,9 +35,11 @@ async def wait(state: WorkerState) -> dict[str, Any]:
     inp = WorkerInput.model_validate(state["input"])
     sid = inp.subtask.id
     RUNS[sid] += 1
+    _log(f"start {sid}")
     seconds = float(inp.subtask.objective.split()[-1])
     start = time.perf_counter()
     await asyncio.sleep(seconds)
+    _log(f"end {sid}")
     if sid in CRASH_ON:
         raise RuntimeError(f"simulated crash in {sid}")
     INTERVALS[sid] = (start, time.perf_counter())
