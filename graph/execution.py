@@ -42,8 +42,9 @@ async def _run_worker(
         return None, empty_usage(), "-", f"model provider error: {exc}"
     except httpx.HTTPError as exc:
         return None, empty_usage(), "-", f"connection error: {exc}"
-    except StructuredOutputError as exc:
-        return None, empty_usage(), "-", str(exc)
+    except StructuredOutputError as exc:  # the call happened: count it
+        spent = exc.usage or empty_usage()
+        return None, spent, ctx.model_for_worker(spec.name), str(exc)
     usage = out.get("usage") or empty_usage()
     return out.get("output"), usage, out.get("model", "-"), None
 
@@ -88,7 +89,11 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             problems = [error]
         else:
             assert output is not None
-            problems, judge_usage = await check_output(spec, output, inp, ctx)
+            try:
+                problems, judge_usage = await check_output(spec, output, inp, ctx)
+            except (openai.APIError, httpx.HTTPError, StructuredOutputError) as exc:
+                # a judge outage costs this attempt, not the run
+                problems, judge_usage = [f"validator model error: {exc}"], {}
             for m, u in judge_usage.items():
                 by_model[m] = add_usage(by_model.get(m, empty_usage()), u)
         alternatives = [a for a in spec.alternatives if a not in tried]

@@ -25,7 +25,11 @@ class ModelConfigError(ValueError):
 
 
 class StructuredOutputError(ValueError):
-    """The model answered, but not in the requested schema."""
+    """The model answered, but not in the requested schema; `usage` is what the call cost."""
+
+    def __init__(self, message: str, usage: Usage | None = None):
+        super().__init__(message)
+        self.usage = usage
 
 
 _PROVIDERS: dict[str, ProviderFactory] = {"offline": lambda name: _offline(name)}
@@ -142,5 +146,7 @@ async def ainvoke_structured(
     parsed = out.get("parsed")
     if out.get("parsing_error") is not None or not isinstance(parsed, schema):
         detail = out.get("parsing_error") or "no structured answer"
-        raise StructuredOutputError(f"{spec} did not return a valid {schema.__name__}: {detail}")
+        raise StructuredOutputError(
+            f"{spec} did not return a valid {schema.__name__}: {detail}", usage
+        )
     return parsed, usage

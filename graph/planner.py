@@ -71,6 +71,8 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                 usage = add_usage(usage, call_usage)
                 check_plan(proposal, registry, ctx.max_subtasks)
             except StructuredOutputError as exc:
+                if exc.usage:
+                    usage = add_usage(usage, exc.usage)
                 problems = [str(exc)]
             except PlanError as exc:
                 problems = exc.problems
