@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -107,7 +108,9 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         method=ctx.structured_output_method,
     )
     parts = [report.markdown.strip()]
-    sources = _sources(report.markdown, ctx.corpus_dir, [r["output"] for _, r in usable])
+    sources = await asyncio.to_thread(
+        _sources, report.markdown, ctx.corpus_dir, [r["output"] for _, r in usable]
+    )
     if sources:
         parts.append(f"## Sources\n\n{sources}")
     status = "done"

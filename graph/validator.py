@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -38,7 +39,8 @@ async def check_output(
         spec.output_schema.model_validate(output)
     except ValidationError as exc:
         return [f"output does not match {spec.output_schema.__name__}: {exc}"], {}
-    problems = spec.check(output, inp, ctx.corpus_dir)
+    # Worker rules may read the corpus from disk: keep that off the event loop.
+    problems = await asyncio.to_thread(spec.check, output, inp, ctx.corpus_dir)
     if problems or not ctx.judge:
         return problems, {}
     sub = inp.subtask
