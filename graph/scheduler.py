@@ -126,9 +126,10 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
         todo = [s for s in plan.subtasks if _needs_run(s, known.get(s.id), state)]
         loop = asyncio.get_running_loop()
         board = Board(results={}, slots=asyncio.Semaphore(max(1, ctx.max_parallel)))
+        todo_ids = {s.id for s in todo}
         for sub in plan.subtasks:
             board.results[sub.id] = loop.create_future()
-            if sub not in todo and sub.id in known:
+            if sub.id not in todo_ids and sub.id in known:
                 board.results[sub.id].set_result(known[sub.id])
         for model_usage in (state.get("usage") or {}).values():
             board.spent = add_usage(board.spent, model_usage)
@@ -138,6 +139,9 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
         audit = [event("dispatch_round", plan_version=version, todo=[s.id for s in todo])]
         new: dict[str, SubtaskRecord] = {}
         calls: dict[asyncio.Future[SubtaskRecord], str] = {}
+        # Finished calls, in finishing order: O(1) per completion (asyncio.wait over the
+        # pending set costs O(pending) per wake-up).
+        finished: asyncio.Queue[asyncio.Future[SubtaskRecord]] = asyncio.Queue()
         try:
             for sub in todo:  # plan order: the replay contract, see the module docstring
                 job: Job = {
@@ -147,42 +151,44 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
                     "fingerprint": prints[sub.id],
                     "plan_version": version,
                 }
-                calls[asyncio.ensure_future(run_subtask(job, board_id))] = sub.id  # type: ignore[arg-type]
-            pending = set(calls)
-            while pending:
-                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for fut in finished:
-                    rec = fut.result()
-                    sid = calls[fut]
-                    if rec["id"] != sid or rec["fingerprint"] != prints[sid]:
-                        raise RuntimeError(
-                            f"replayed result of {rec['id']} arrived for {sid}; the checkpoint "
-                            "does not match this plan"
-                        )
-                    board.results[sid].set_result(rec)
-                    if rec["status"] == BLOCKED:
-                        continue
-                    new[sid] = rec
-                    board.spent = add_usage(board.spent, rec["usage"])
-                    board.stop_reason = board.stop_reason or _over_budget(ctx, board.spent)
-                    seconds = round(sum(a["duration_s"] for a in rec["attempts"]), 3)
-                    emit(
-                        "subtask",
-                        id=sid,
+                call: asyncio.Future[SubtaskRecord] = asyncio.ensure_future(
+                    run_subtask(job, board_id)  # type: ignore[arg-type]
+                )
+                calls[call] = sub.id
+                call.add_done_callback(finished.put_nowait)
+            for _ in range(len(calls)):
+                fut = await finished.get()
+                rec = fut.result()
+                sid = calls[fut]
+                if rec["id"] != sid or rec["fingerprint"] != prints[sid]:
+                    raise RuntimeError(
+                        f"replayed result of {rec['id']} arrived for {sid}; the checkpoint "
+                        "does not match this plan"
+                    )
+                board.results[sid].set_result(rec)
+                if rec["status"] == BLOCKED:
+                    continue
+                new[sid] = rec
+                board.spent = add_usage(board.spent, rec["usage"])
+                board.stop_reason = board.stop_reason or _over_budget(ctx, board.spent)
+                seconds = round(sum(a["duration_s"] for a in rec["attempts"]), 3)
+                emit(
+                    "subtask",
+                    id=sid,
+                    status=rec["status"],
+                    worker=rec["worker"],
+                    attempts=len(rec["attempts"]),
+                    seconds=seconds,
+                )
+                audit.append(
+                    event(
+                        "result",
+                        sid,
                         status=rec["status"],
-                        worker=rec["worker"],
                         attempts=len(rec["attempts"]),
                         seconds=seconds,
                     )
-                    audit.append(
-                        event(
-                            "result",
-                            sid,
-                            status=rec["status"],
-                            attempts=len(rec["attempts"]),
-                            seconds=seconds,
-                        )
-                    )
+                )
         except BaseException:
             # Release tasks still waiting on inputs so the failure surfaces now; they
             # leave no result behind, so a resume runs them again.

@@ -1,0 +1,1 @@
+"""Scheduling and overhead benchmarks for Foreman (`python -m bench.run`)."""
