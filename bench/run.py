@@ -84,7 +84,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -98,12 +98,8 @@ from langchain_core.callbacks import (  # noqa: E402
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel, LanguageModelInput  # noqa: E402
 from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
 from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
-from langchain_core.runnables import Runnable  # noqa: E402
-from langchain_core.tools import BaseTool  # noqa: E402
-from langchain_core.utils.function_calling import convert_to_openai_tool  # noqa: E402
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
 from langgraph.func import task as lg_task  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
@@ -111,6 +107,7 @@ from langgraph.types import Send  # noqa: E402
 
 from graph import Context, build_graph  # noqa: E402
 from graph.models import register_provider, unregister_provider  # noqa: E402
+from graph.offline.model import OfflineChatModel
 from graph.plan_validation import critical_path  # noqa: E402
 from graph.schemas import Plan, WorkerStatus  # noqa: E402
 from graph.state import empty_usage  # noqa: E402
@@ -158,24 +155,10 @@ def dag_plan(dag: Dag, unit: float) -> dict[str, Any]:
     }
 
 
-class BenchChatModel(BaseChatModel):
+class BenchChatModel(OfflineChatModel):
     """Answers `Plan` with `PLANS[model_name]` and `Report` with a fixed stub, instantly."""
 
     model_name: str = "x"
-
-    @property
-    def _llm_type(self) -> str:
-        return "foreman-bench"
-
-    def bind_tools(
-        self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
-        *,
-        tool_choice: str | None = None,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind structured-output schemas; the first one selects the answer."""
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     def _answer(self, tools: list[dict[str, Any]]) -> ChatResult:
         name = tools[0]["function"]["name"] if tools else "text"
