@@ -186,6 +186,7 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
                         sid,
                         status=rec["status"],
                         attempts=len(rec["attempts"]),
+                        started=rec["attempts"][0]["started_at"] if rec["attempts"] else None,
                         seconds=seconds,
                     )
                 )

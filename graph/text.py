@@ -19,6 +19,7 @@ STOPWORDS = frozenset(
     this those through to too under until up very was we were what when where which while who
     whom why will with would you your yours write report find evidence section describe explain
     summarize summary give provide about include including cover covering using use based
+    executive key point points per one each short brief
     """.split()
 )
 
