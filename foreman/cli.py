@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -170,7 +171,40 @@ def _resume_value(pending: list[Any], answer: str) -> Any:
     return values
 
 
-async def _drive(db: str, thread: str, payload: Any, ctx: Context | None, quiet: bool) -> int:
+def ask_in_terminal(value: dict[str, Any], read: Callable[[str], str]) -> Any:
+    """Ask a person for one interrupt's answer; None leaves the run paused."""
+    kind = value.get("kind")
+    if kind == "plan_review":
+        choice = read("approve / reject / later (edit with foreman resume --answer) [approve]: ")
+        choice = choice.strip().lower() or "approve"
+        if choice == "approve":
+            return {"action": "approve"}
+        if choice == "reject":
+            return {"action": "reject", "feedback": read("what should change? ").strip() or "?"}
+        return None
+    if kind == "clarification":
+        answer = read(f"answer for {value.get('subtask')} (empty: later): ").strip()
+        return {"answer": answer} if answer else None
+    if kind == "escalation":
+        choice = read(f"{value.get('subtask')}: skip / supply / abort / later [later]: ")
+        choice = choice.strip().lower()
+        if choice == "skip":
+            return {"action": "skip"}
+        if choice == "supply":
+            return {"action": "supply", "result": read("result text: ").strip() or "(empty)"}
+        if choice == "abort":
+            return {"action": "abort", "reason": read("reason: ").strip()}
+    return None
+
+
+async def _drive(
+    db: str,
+    thread: str,
+    payload: Any,
+    ctx: Context | None,
+    quiet: bool,
+    interactive: bool = False,
+) -> int:
     from graph import build_graph
 
     async with open_checkpointer(db) as saver:
@@ -183,7 +217,14 @@ async def _drive(db: str, thread: str, payload: Any, ctx: Context | None, quiet:
             pending = _interrupts(snapshot)
             if payload is None and pending:
                 _print_interrupts(thread, pending)
-                return EXIT_WAITING
+                answers = (
+                    {i.id: ask_in_terminal(i.value, console.input) for i in pending}
+                    if interactive
+                    else {}
+                )
+                if not answers or any(a is None for a in answers.values()):
+                    return EXIT_WAITING
+                payload = json.dumps(answers[pending[0].id] if len(pending) == 1 else answers)
             if not snapshot.next and not pending:
                 console.print(
                     f"Run {thread} has already finished ({snapshot.values.get('status')})."
@@ -196,21 +237,33 @@ async def _drive(db: str, thread: str, payload: Any, ctx: Context | None, quiet:
             ctx = await _saved_context(app_graph, config)
         else:
             config = _config(thread, ctx)
-        progress = Progress(console if not quiet else Console(quiet=True))
-        with progress:
-            async for _ns, mode, chunk in app_graph.astream(
-                payload, config, context=ctx, stream_mode=["custom", "updates"], subgraphs=True
-            ):
-                if mode == "custom" and isinstance(chunk, dict):
-                    progress.handle(chunk)
-        snapshot = await app_graph.aget_state(_config(thread))
-        values = snapshot.values
-        folder = _write_audit(thread, values)
-        pending = _interrupts(snapshot)
-        if pending:
+        while True:
+            progress = Progress(console if not quiet else Console(quiet=True))
+            with progress:
+                async for _ns, mode, chunk in app_graph.astream(
+                    payload,
+                    config,
+                    context=ctx,
+                    stream_mode=["custom", "updates"],
+                    subgraphs=True,
+                ):
+                    if mode == "custom" and isinstance(chunk, dict):
+                        progress.handle(chunk)
+            snapshot = await app_graph.aget_state(_config(thread))
+            values = snapshot.values
+            folder = _write_audit(thread, values)
+            pending = _interrupts(snapshot)
+            if not pending:
+                break
             _print_interrupts(thread, pending)
-            console.print(f"Audit trail so far: {folder}/audit.md")
-            return EXIT_WAITING
+            if not interactive:
+                console.print(f"Audit trail so far: {folder}/audit.md")
+                return EXIT_WAITING
+            answers = {intr.id: ask_in_terminal(intr.value, console.input) for intr in pending}
+            if any(a is None for a in answers.values()):
+                console.print(f"Left paused. Audit trail so far: {folder}/audit.md")
+                return EXIT_WAITING
+            payload = Command(resume=answers)
         console.rule("[bold]Answer")
         console.print(Markdown(values.get("answer") or "(no answer)"))
         total = audit.total_usage(values)
@@ -279,6 +332,12 @@ def run(
     max_tokens: Annotated[int | None, typer.Option(help="Token budget (0: none).")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Cost budget in USD (0: none).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    ask: Annotated[
+        bool,
+        typer.Option(
+            help="Ask pending questions in the terminal (default: when stdin is a terminal)."
+        ),
+    ] = sys.stdin.isatty(),
 ) -> None:
     """Plan and run a request; shows live progress, then the answer and its audit trail."""
     thread = thread or uuid.uuid4().hex[:12]
@@ -305,7 +364,7 @@ def run(
         f"thread [bold]{thread}[/] · planner {ctx.planner_model} · workers "
         f"{ctx.worker_model} · db {db or default_db()}"
     )
-    _execute(_drive(db or default_db(), thread, {"request": request}, ctx, quiet), thread)
+    _execute(_drive(db or default_db(), thread, {"request": request}, ctx, quiet, ask), thread)
 
 
 @app.command()
@@ -320,9 +379,15 @@ def resume(
     ] = None,
     db: DbOption = None,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    ask: Annotated[
+        bool,
+        typer.Option(
+            help="Ask further questions in the terminal (default: when stdin is a terminal)."
+        ),
+    ] = sys.stdin.isatty(),
 ) -> None:
     """Continue a paused, interrupted or crashed run from its last checkpoint."""
-    _execute(_drive(db or default_db(), thread, answer, None, quiet), thread)
+    _execute(_drive(db or default_db(), thread, answer, None, quiet, ask), thread)
 
 
 async def _threads(db: str) -> list[tuple[str, str, str]]:

@@ -23,8 +23,8 @@ def cli(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     runner = CliRunner()
 
-    def invoke(*args: str):
-        return runner.invoke(app, list(args), catch_exceptions=False)
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(app, list(args), catch_exceptions=False, input=input)
 
     return invoke
 
@@ -77,3 +77,24 @@ def test_missing_thread_and_corpus(cli, tmp_path):
     assert cli("resume", "nope").exit_code == 2
     missing = cli("run", REQUEST, "--corpus", str(tmp_path / "absent"))
     assert missing.exit_code == 2 and "corpus folder not found" in missing.output
+
+
+def test_questions_answered_in_the_terminal(cli):
+    rejected_then_approved = "reject\ndrop running costs\n\n"
+    result = cli(
+        "run", REQUEST, "--thread", "t4", "--review-plan", "--ask", input=rejected_then_approved
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Plan v") == 2  # reviewed twice: before and after the rejection
+    shown = json.loads(cli("show", "t4", "--format", "json").output)
+    assert shown["plan_version"] == 2
+    assert not any(
+        "running costs" in s["objective"] for s in shown["plan_history"][-1]["plan"]["subtasks"]
+    )
+
+
+def test_leaving_a_question_for_later(cli):
+    paused = cli("run", REQUEST, "--thread", "t5", "--review-plan", "--ask", input="later\n")
+    assert paused.exit_code == 3
+    resumed = cli("resume", "t5", "--ask", input="approve\n")
+    assert resumed.exit_code == 0 and "status done" in resumed.output
