@@ -140,7 +140,11 @@ def _seconds(objective: str) -> float:
 
 
 def dag_plan(dag: Dag, unit: float) -> dict[str, Any]:
-    """The DAG as a Foreman `Plan` dump: one `sim` subtask per task."""
+    """The DAG as a Foreman `Plan` dump: one `sim` subtask per task.
+
+    Each subtask carries the duration estimate a planner would give (`estimated_seconds`),
+    which the scheduler uses to start the longest chains first.
+    """
     return {
         "goal": "benchmark",
         "subtasks": [
@@ -149,6 +153,7 @@ def dag_plan(dag: Dag, unit: float) -> dict[str, Any]:
                 "worker": "sim",
                 "objective": _objective(float(t["latency"]), unit),
                 "inputs": list(t["deps"]),
+                "estimated_seconds": float(t["latency"]) * unit,
             }
             for tid, t in dag.items()
         ],

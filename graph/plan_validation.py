@@ -99,6 +99,27 @@ def critical_path(latency: dict[str, float], deps: dict[str, Iterable[str]]) -> 
     return max(finish.values(), default=0.0)
 
 
+def start_order(plan: Plan) -> list[str]:
+    """Subtask ids, those heading the longest remaining chain first (ties: plan order).
+
+    A subtask's rank is its estimated duration (1 when unknown) plus the largest rank among
+    its dependents, the classic critical-path-first list-scheduling priority.
+    """
+    dependents: dict[str, list[str]] = {s.id: [] for s in plan.subtasks}
+    for sub in plan.subtasks:
+        for dep in sub.inputs:
+            dependents[dep].append(sub.id)
+    cost = {
+        s.id: 1.0 if s.estimated_seconds is None else s.estimated_seconds for s in plan.subtasks
+    }
+    rank: dict[str, float] = {}
+    order = TopologicalSorter({s.id: s.inputs for s in plan.subtasks}).static_order()
+    for sid in reversed(list(order)):
+        rank[sid] = cost[sid] + max((rank[d] for d in dependents[sid]), default=0.0)
+    position = {s.id: i for i, s in enumerate(plan.subtasks)}
+    return sorted(position, key=lambda sid: (-rank[sid], position[sid]))
+
+
 def describe_subtask(sub: Subtask) -> str:
     """One line describing a subtask for logs and prompts."""
     deps = f" (needs {', '.join(sub.inputs)})" if sub.inputs else ""

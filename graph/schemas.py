@@ -26,6 +26,12 @@ class Subtask(BaseModel):
     acceptance_criteria: list[str] = Field(
         default_factory=list, description="Checks the validator applies to the result."
     )
+    estimated_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Rough expected duration, if you can tell; the subtasks on the longest "
+        "chain are started first.",
+    )
     feeds_answer: bool = Field(
         default=True,
         description="Whether the final answer uses this result directly; false for "

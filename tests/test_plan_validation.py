@@ -1,6 +1,13 @@
 import pytest
 
-from graph.plan_validation import PlanError, check_plan, critical_path, fingerprints, parse_plan
+from graph.plan_validation import (
+    PlanError,
+    check_plan,
+    critical_path,
+    fingerprints,
+    parse_plan,
+    start_order,
+)
 from graph.schemas import Plan
 
 WORKERS = {"research", "writer", "llm"}
@@ -74,3 +81,16 @@ def test_critical_path():
     deps = {"x1": [], "x2": ["x1"], "y1": [], "y2": ["y1"], "z": ["x2", "y2"]}
     lat = {"x1": 4, "x2": 0.5, "y1": 0.5, "y2": 4, "z": 0.5}
     assert critical_path(lat, deps) == 5.0
+
+
+def test_start_order_is_critical_path_first():
+    p = Plan.model_validate({"goal": "g", "subtasks": [
+        {"id": "short", "worker": "llm", "objective": "x", "estimated_seconds": 1},
+        {"id": "long", "worker": "llm", "objective": "x", "estimated_seconds": 3},
+        {"id": "a", "worker": "llm", "objective": "x", "estimated_seconds": 1},
+        {"id": "b", "worker": "llm", "objective": "x", "inputs": ["a"], "estimated_seconds": 2.5},
+    ]})  # fmt: skip
+    # a heads a 3.5 s chain, long is 3 s, b follows a, short last
+    assert start_order(p) == ["a", "long", "b", "short"]
+    unknown = plan(sub("x"), sub("y"), sub("z", inputs=["y"]))
+    assert start_order(unknown) == ["y", "x", "z"]  # no estimates: longer chain first
