@@ -390,13 +390,13 @@ def resume(
     _execute(_drive(db or default_db(), thread, answer, None, quiet, ask), thread)
 
 
-async def _threads(db: str) -> list[tuple[str, str, str]]:
+async def _threads(db: str, limit: int) -> list[tuple[str, str, str]]:
     from graph import build_graph
 
     rows = []
     async with open_checkpointer(db) as saver:
         app_graph = build_graph().compile(checkpointer=saver)
-        for tid in await thread_ids(saver):
+        for tid in (await thread_ids(saver))[:limit]:
             snap = await app_graph.aget_state(_config(tid))
             status = snap.values.get("status", "?")
             if _interrupts(snap):
@@ -410,11 +410,14 @@ async def _threads(db: str) -> list[tuple[str, str, str]]:
 
 
 @app.command()
-def threads(db: DbOption = None) -> None:
+def threads(
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+) -> None:
     """List runs with their status, newest first."""
     from rich.table import Table
 
-    rows = asyncio.run(_threads(db or default_db()))
+    rows = asyncio.run(_threads(db or default_db(), limit))
     table = Table("thread", "status", "request")
     for row in rows:
         table.add_row(*row)

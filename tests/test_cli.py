@@ -98,3 +98,18 @@ def test_leaving_a_question_for_later(cli):
     assert paused.exit_code == 3
     resumed = cli("resume", "t5", "--ask", input="approve\n")
     assert resumed.exit_code == 0 and "status done" in resumed.output
+
+
+@pytest.mark.postgres
+def test_run_and_list_on_postgres(cli):
+    import uuid
+
+    from tests.test_durability import PG_URL
+
+    thread = f"cli-{uuid.uuid4().hex[:8]}"
+    result = cli("run", REQUEST, "--thread", thread, "--db", PG_URL, "--no-ask")
+    assert result.exit_code == 0, result.output
+    listed = cli("threads", "--db", PG_URL).output
+    assert thread in listed and "done" in listed
+    shown = json.loads(cli("show", thread, "--db", PG_URL, "--format", "json").output)
+    assert shown["status"] == "done"
