@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any, TypedDict
 
 import httpx
@@ -49,9 +50,9 @@ async def _run_worker(
     return out.get("output"), usage, out.get("model", "-"), None
 
 
-def _sum(usages: dict[str, Usage]) -> Usage:
+def _sum(usages: Iterable[Usage]) -> Usage:
     total = empty_usage()
-    for u in usages.values():
+    for u in usages:
         total = add_usage(total, u)
     return total
 
@@ -97,9 +98,7 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             for m, u in judge_usage.items():
                 by_model[m] = add_usage(by_model.get(m, empty_usage()), u)
         alternatives = [a for a in spec.alternatives if a not in tried]
-        verdict = decide(
-            output, problems, on_worker, bool(alternatives), job["clarification"] is not None, ctx
-        )
+        verdict = decide(output, problems, on_worker, bool(alternatives), ctx)
         attempts.append(
             {
                 "n": len(attempts) + 1,
@@ -118,7 +117,7 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
                 "error": error,
                 "verdict": verdict,
                 "feedback": problems,
-                "usage": _sum(by_model),
+                "usage": _sum(by_model.values()),
                 "usage_by_model": by_model,
             }
         )
@@ -144,6 +143,6 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             "clarification": job["clarification"],
             "error": None if verdict in ("accept", "clarify") else "; ".join(problems),
             "attempts": attempts,
-            "usage": _sum({str(i): a["usage"] for i, a in enumerate(attempts)}),
+            "usage": _sum(a["usage"] for a in attempts),
             "plan_version": job["plan_version"],
         }

@@ -69,7 +69,6 @@ def decide(
     problems: list[str],
     attempts_on_worker: int,
     alternatives_left: bool,
-    clarification_given: bool,
     ctx: Context,
 ) -> AttemptVerdict:
     """Route one attempt: accept, retry with feedback, substitute a worker, ask, or give up."""
