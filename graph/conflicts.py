@@ -8,7 +8,10 @@ from typing import Any
 
 from graph.text import keywords
 
-_FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|°C|dB|kWh|years?|t\b|kW)?")
+# Ratios (3.0, 4.2) and percentages: the figures sources disagree on in comparable terms.
+# Temperatures, prices and counts mostly describe different situations, not the same fact.
+_FIGURE = re.compile(r"(?<![\d\-–])(\d+(?:\.\d+)?)(?![\d\-–])\s*(%)?")
+MAX_LINES = 5
 
 
 def _figures(text: str) -> set[tuple[float, str]]:
@@ -33,7 +36,7 @@ def find_conflicts(outputs: list[dict[str, Any] | None], min_shared: int = 4) ->
     for out in outputs:
         for item in (out or {}).get("findings", []) + (out or {}).get("claims", []):
             if item.get("citations"):
-                claims.setdefault(item["text"].strip(), item["citations"])
+                claims.setdefault(item["text"].strip().rstrip(". "), item["citations"])
     lines = []
     for (a, ca), (b, cb) in combinations(claims.items(), 2):
         if _source(ca) == _source(cb):
@@ -47,6 +50,8 @@ def find_conflicts(outputs: list[dict[str, Any] | None], min_shared: int = 4) ->
             if clash and not any(vb == va for vb, ub in fb if ub == ua):
                 cite_a = " ".join(f"[{c}]" for c in ca)
                 cite_b = " ".join(f"[{c}]" for c in cb)
-                lines.append(f"- “{a.rstrip('.')}” {cite_a} — but “{b.rstrip('.')}” {cite_b}")
+                lines.append(f"- “{a}” {cite_a} — but “{b}” {cite_b}")
                 break
+        if len(lines) >= MAX_LINES:
+            break
     return lines

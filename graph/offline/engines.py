@@ -168,7 +168,7 @@ def report(system: str, human: str) -> dict[str, Any]:
         parts.append(f"## {attrs.get('title') or attrs.get('id')}\n\n{text}")
     conflicts = tag(human, "conflicts")
     if conflicts:
-        parts.append(f"## Conflicting evidence\n\n{conflicts}")
+        parts.append(f"## Possible conflicts between sources\n\n{conflicts}")
     gaps = tag(human, "gaps")
     if gaps:
         parts.append(f"## Gaps\n\n{gaps}")
