@@ -33,7 +33,7 @@ test: $(STAMP) lint ## Lint, type-check and run every test (needs local PostgreS
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP) ## Scheduling and overhead benchmarks; writes bench/results/latest.json
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(ARGS)
 
 dev: $(STAMP) ## Serve the graph with `langgraph dev` (offline) for LangGraph Studio
 	$(BIN)/langgraph dev --no-browser

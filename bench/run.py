@@ -62,8 +62,9 @@ What is measured
    splits Foreman's window at its ``dispatch_round`` audit event.
 
 Flags for what-if runs (recorded in the JSON; the defaults are what the targets use):
-``--gc-freeze`` (``gc.freeze()`` after imports), ``--worker-call subgraph`` (force the
-worker subgraph even where a ``WorkerSpec.direct`` one-node fast path exists).
+``--gc-freeze`` (``gc.freeze()`` after imports), ``--worker-call subgraph`` (run the sim
+worker as a one-node LangGraph subgraph instead of as a tool worker, ``WorkerSpec.tool``).
+The default is the tool worker: a worker that only waits is a tool, not a model pipeline.
 
 Targets: every ratio ≤ 1.05; overhead within 3× of bare ``Send``.
 """
@@ -72,7 +73,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import gc
 import json
 import operator
@@ -218,19 +218,17 @@ async def _sleep(state: WorkerState, runtime: Any = None) -> dict[str, Any]:
     }
 
 
-def worker_call_mode(requested: str) -> str:
-    """`subgraph`, or `direct` when asked for (auto) and `WorkerSpec` has a `direct` field."""
-    has_direct = "direct" in {f.name for f in dataclasses.fields(WorkerSpec)}
-    return "direct" if requested == "auto" and has_direct else "subgraph"
+async def _sleep_tool(inp: WorkerInput, ctx: Any) -> dict[str, Any]:
+    await asyncio.sleep(_seconds(inp.subtask.objective))
+    return {"status": "done", "text": f"{inp.subtask.id} done"}
 
 
 def bench_registry(call: str = "subgraph") -> WorkerRegistry:
     """A registry with one worker, `sim`, that sleeps the seconds in its objective.
 
-    `call="direct"` also hands dispatch the node itself (`WorkerSpec.direct`, when this
-    version of Foreman has that one-node fast path), as a one-node worker would.
+    `call="tool"` registers it as a tool worker (`WorkerSpec.tool`, a plain async
+    function); `call="subgraph"` as a one-node LangGraph subgraph.
     """
-    extra: dict[str, Any] = {"direct": _sleep} if call == "direct" else {}
     builder = StateGraph(WorkerState)
     builder.add_node("sleep", _sleep)
     builder.add_edge(START, "sleep")
@@ -241,11 +239,13 @@ def bench_registry(call: str = "subgraph") -> WorkerRegistry:
                 name="sim",
                 capability="simulation",
                 description="sleeps for the number of seconds its objective gives",
-                graph=builder.compile(name="sim", checkpointer=False),
+                graph=builder.compile(name="sim", checkpointer=False)
+                if call == "subgraph"
+                else None,
+                tool=_sleep_tool if call == "tool" else None,
                 output_schema=Simulated,
                 check=lambda out, inp, corpus: [],
                 render=lambda out: str(out.get("text", "")),
-                **extra,
             )
         ]
     )
@@ -495,7 +495,7 @@ async def measure_dag(
     )
     cp_s = cp * unit
     PLANS[name] = dag_plan(dag, unit)
-    sim = registry["sim"].graph
+    sim = bench_registry("subgraph")["sim"].graph  # baselines invoke the subgraph form
 
     async def foreman() -> dict[str, Any]:
         state, events, _ = await run_foreman(registry, name, len(dag), workdir)
@@ -539,7 +539,7 @@ async def measure_overhead(
     dag: Dag = {f"t{i:04d}": {"latency": 0.0, "deps": []} for i in range(n)}
     key = f"flat{n}"
     PLANS[key] = dag_plan(dag, 0.0)
-    sim = registry["sim"].graph
+    sim = bench_registry("subgraph")["sim"].graph  # baselines invoke the subgraph form
 
     def window(log: dict[str, Any]) -> float:
         (_, first_end), (second_start, _) = log["collect"][0], log["collect"][1]
@@ -730,13 +730,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--worker-call",
-        choices=("auto", "subgraph"),
-        default="auto",
-        help="how dispatch runs the sim worker: its subgraph, or (auto) the one-node fast "
-        "path `WorkerSpec.direct` when this Foreman version has it",
+        choices=("tool", "subgraph"),
+        default="tool",
+        help="run the sim worker as a tool worker (default) or as a one-node subgraph",
     )
     args = parser.parse_args(argv)
-    args.worker_call = worker_call_mode(args.worker_call)
     if args.gc_freeze:
         gc.collect()
         gc.freeze()

@@ -36,7 +36,14 @@ async def _run_worker(
     """Invoke a worker subgraph; provider errors and timeouts become a failed attempt."""
     try:
         async with asyncio.timeout(ctx.worker_timeout_s):
-            out = await spec.graph.ainvoke({"input": inp.model_dump(mode="json")}, context=ctx)
+            if spec.tool is not None:
+                out: dict[str, Any] = {"output": await spec.tool(inp, ctx), "model": "-"}
+            else:
+                assert spec.graph is not None
+                out = await spec.graph.ainvoke(
+                    {"input": inp.model_dump(mode="json")},
+                    context=ctx,
+                )
     except TimeoutError:
         return None, empty_usage(), "-", f"timed out after {ctx.worker_timeout_s:g}s"
     except openai.APIError as exc:

@@ -99,3 +99,49 @@ async def test_failed_dependency_blocks_dependents(models, thread):
     state = app.get_state(thread)
     assert state.interrupts and state.interrupts[0].value["kind"] == "escalation"
     assert sim.RUNS["a"] == 2 and sim.RUNS["b"] == 0
+
+
+async def test_tool_workers_run_without_a_subgraph(models, thread):
+    from graph.schemas import WorkerStatus
+    from workers.registry import WorkerRegistry, WorkerSpec
+
+    seen = []
+
+    async def lookup(inp, ctx):
+        seen.append((inp.subtask.id, sorted(inp.dependencies), ctx.max_parallel))
+        return {"status": "done", "text": f"{inp.subtask.id} looked up"}
+
+    spec = WorkerSpec(
+        name="sim",
+        capability="lookup",
+        description="a plain async function",
+        output_schema=WorkerStatus,
+        check=lambda o, i, c: [],
+        render=lambda o: o["text"],
+        tool=lookup,
+    )
+    models["planner"].on("Plan", "<request>", sim.dag_plan({"a": (0, []), "b": (0, ["a"])}))
+    models["synth"].on("Report", "<request>", {"title": "t", "markdown": "ok"})
+    app = build_graph(WorkerRegistry([spec])).compile(checkpointer=InMemorySaver())
+    out = await app.ainvoke({"request": "x"}, thread, context=scripted_context(max_parallel=3))
+    assert out["status"] == "done"
+    assert seen == [("a", [], 3), ("b", ["a"], 3)]
+    assert app.get_state(thread).values["results"]["b"]["text"] == "b looked up"
+
+
+def test_a_worker_is_a_subgraph_or_a_tool_not_both():
+    from graph.schemas import WorkerStatus
+    from workers.registry import WorkerSpec
+
+    base = dict(
+        name="w",
+        capability="c",
+        description="d",
+        output_schema=WorkerStatus,
+        check=lambda o, i, c: [],
+        render=str,
+    )
+    with pytest.raises(ValueError, match="exactly one of `graph` and `tool`"):
+        WorkerSpec(**base)
+    with pytest.raises(ValueError, match="exactly one"):
+        WorkerSpec(**base, graph=sim.registry()["sim"].graph, tool=lambda i, c: None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -14,6 +14,9 @@ from workers.base import WorkerInput
 
 Checker = Callable[[dict[str, Any], WorkerInput, str], list[str]]
 Renderer = Callable[[dict[str, Any]], str]
+# A tool worker: a plain async function, for workers that are not a model (a database
+# lookup, a sandbox, a simulator); it returns the worker's structured output.
+Tool = Callable[[WorkerInput, Any], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,6 @@ class WorkerSpec:
     """Short capability tag, e.g. `research`, `writing`."""
     description: str
     """What the planner is told the worker does."""
-    graph: CompiledStateGraph[Any, Any, Any, Any]
-    """The worker subgraph: `{"input": WorkerInput}` in, `output`/`usage`/`model` out."""
     output_schema: type[BaseModel]
     """Schema of `output`."""
     check: Checker
@@ -38,6 +39,14 @@ class WorkerSpec:
     """Schema of the private input."""
     alternatives: tuple[str, ...] = field(default_factory=tuple)
     """Workers to substitute when this one keeps failing, in order."""
+    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None
+    """The worker subgraph: `{"input": WorkerInput}` in, `output`/`usage`/`model` out."""
+    tool: Tool | None = None
+    """Instead of a subgraph: `await tool(input, context)` returns the output (no model)."""
+
+    def __post_init__(self) -> None:
+        if (self.graph is None) == (self.tool is None):
+            raise ValueError(f"worker {self.name}: give exactly one of `graph` and `tool`")
 
 
 class WorkerRegistry(Mapping[str, WorkerSpec]):
