@@ -51,6 +51,13 @@ class Context:
             "function_calling (widest support), json_schema or json_mode."
         },
     )
+    scheduler: str = field(
+        default_factory=lambda: _env("FOREMAN_SCHEDULER", "dataflow"),
+        metadata={
+            "description": "dataflow: each subtask starts when its own inputs are accepted; "
+            "waves: a Send fan-out per round of ready subtasks (slower on uneven plans)."
+        },
+    )
     review_plan: bool = field(
         default=False,
         metadata={"description": "Pause after planning so a person can approve, edit or reject."},

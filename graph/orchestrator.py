@@ -19,6 +19,7 @@ from graph.scheduler import make_dispatch
 from graph.state import InputState, OutputState, State
 from graph.synthesizer import synthesize
 from graph.validator import route_after_validation, validate
+from graph.waves import make_worker_node, route_after_dispatch
 from workers.registry import WorkerRegistry, default_registry
 
 # Errors worth a second try at the node level; anything else fails the node and leaves the
@@ -51,6 +52,7 @@ def build_graph(
     builder.add_node("plan", make_plan(registry), retry_policy=TRANSIENT)
     builder.add_node("review_plan", make_review_plan(registry))
     builder.add_node("dispatch", make_dispatch(registry))
+    builder.add_node("worker", make_worker_node(registry))
     builder.add_node("validate", validate)
     builder.add_node("clarify", clarify)
     builder.add_node("escalate", escalate)
@@ -58,7 +60,8 @@ def build_graph(
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", route_after_plan)
     builder.add_conditional_edges("review_plan", route_after_review)
-    builder.add_edge("dispatch", "validate")
+    builder.add_conditional_edges("dispatch", route_after_dispatch, ["worker", "validate"])
+    builder.add_edge("worker", "validate")
     builder.add_conditional_edges(
         "validate",
         route_after_validation,

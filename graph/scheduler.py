@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,16 @@ from graph.context import Context
 from graph.execution import Job, execute_subtask
 from graph.plan_validation import fingerprints, start_order
 from graph.schemas import Subtask
-from graph.state import SETTLED, USABLE, State, SubtaskRecord, Usage, add_usage, empty_usage
+from graph.state import (
+    SETTLED,
+    USABLE,
+    AuditEvent,
+    State,
+    SubtaskRecord,
+    Usage,
+    add_usage,
+    empty_usage,
+)
 from graph.validator import current_plan, current_records
 from workers.registry import WorkerRegistry
 
@@ -55,7 +64,8 @@ class Board:
 _BOARDS: dict[str, Board] = {}
 
 
-def _over_budget(ctx: Context, spent: Usage) -> str | None:
+def over_budget(ctx: Context, spent: Usage) -> str | None:
+    """Why no more subtasks may start under the run's budgets, or None."""
     tokens = spent["input_tokens"] + spent["output_tokens"]
     if ctx.max_total_tokens and tokens >= ctx.max_total_tokens:
         return f"token budget of {ctx.max_total_tokens} reached"
@@ -64,7 +74,7 @@ def _over_budget(ctx: Context, spent: Usage) -> str | None:
     return None
 
 
-def _needs_run(sub: Subtask, rec: SubtaskRecord | None, state: State) -> bool:
+def needs_run(sub: Subtask, rec: SubtaskRecord | None, state: State) -> bool:
     """Whether a subtask must (re)run in this round."""
     if rec is None:
         return True
@@ -76,7 +86,8 @@ def _needs_run(sub: Subtask, rec: SubtaskRecord | None, state: State) -> bool:
     return answer is not None and answer != rec.get("clarification")
 
 
-def _unrun(job: Job, status: str, error: str) -> SubtaskRecord:
+def unrun_record(job: Job, status: str, error: str) -> SubtaskRecord:
+    """The record of a subtask that did not run (blocked or over budget)."""
     sub = job["subtask"]
     return {
         "id": sub["id"], "fingerprint": job["fingerprint"], "worker": sub["worker"],
@@ -93,7 +104,40 @@ def _consume(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-def _dependency(rec: SubtaskRecord) -> dict[str, Any]:
+def report_result(rec: SubtaskRecord) -> AuditEvent:
+    """Announce a subtask's outcome on the progress stream; return its audit entry."""
+    seconds = round(sum(a["duration_s"] for a in rec["attempts"]), 3)
+    emit(
+        "subtask",
+        id=rec["id"],
+        status=rec["status"],
+        worker=rec["worker"],
+        attempts=len(rec["attempts"]),
+        seconds=seconds,
+    )
+    started = rec["attempts"][0]["started_at"] if rec["attempts"] else None
+    return event(
+        "result",
+        rec["id"],
+        status=rec["status"],
+        attempts=len(rec["attempts"]),
+        started=started,
+        seconds=seconds,
+    )
+
+
+def usage_by_model(records: Iterable[SubtaskRecord]) -> dict[str, Usage]:
+    """Usage of the attempts of `records`, per model spec."""
+    usage: dict[str, Usage] = {}
+    for rec in records:
+        for att in rec["attempts"]:
+            for model, u in att["usage_by_model"].items():
+                usage[model] = add_usage(usage.get(model, empty_usage()), u)
+    return usage
+
+
+def as_dependency(rec: SubtaskRecord) -> dict[str, Any]:
+    """What a dependent receives of an accepted record."""
     keys = ("id", "worker", "status", "text", "output")
     return {k: rec[k] for k in keys}  # type: ignore[literal-required]
 
@@ -109,24 +153,28 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
         deps = [await board.results[d] for d in sub["inputs"]]
         failed = [d["id"] for d in deps if d["status"] not in USABLE]
         if failed:
-            return _unrun(job, BLOCKED, f"inputs not available: {', '.join(failed)}")
+            return unrun_record(job, BLOCKED, f"inputs not available: {', '.join(failed)}")
         async with board.slots:
             if board.stop_reason:
-                return _unrun(job, "over_budget", f"not run: {board.stop_reason}")
+                return unrun_record(job, "over_budget", f"not run: {board.stop_reason}")
             emit("subtask", id=sub["id"], status="running", worker=sub["worker"])
             ctx = get_runtime(Context).context
-            job = {**job, "dependencies": {d["id"]: _dependency(d) for d in deps}}
+            job = {**job, "dependencies": {d["id"]: as_dependency(d) for d in deps}}
             return await execute_subtask(job, registry, ctx)
 
     async def dispatch(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Run the subtasks of the plan that still need running, dependencies first."""
         ctx = runtime.context
+        if ctx.scheduler == "waves":
+            from graph.waves import plan_wave
+
+            return plan_wave(state, ctx)
         plan = current_plan(state)
         prints = fingerprints(plan)
         version = state.get("plan_version", 1)
         known = current_records(state, prints)
         by_id = {s.id: s for s in plan.subtasks}
-        todo = [by_id[i] for i in start_order(plan) if _needs_run(by_id[i], known.get(i), state)]
+        todo = [by_id[i] for i in start_order(plan) if needs_run(by_id[i], known.get(i), state)]
         loop = asyncio.get_running_loop()
         board = Board(results={}, slots=asyncio.Semaphore(max(1, ctx.max_parallel)))
         todo_ids = {s.id for s in todo}
@@ -136,7 +184,7 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
                 board.results[sub.id].set_result(known[sub.id])
         for model_usage in (state.get("usage") or {}).values():
             board.spent = add_usage(board.spent, model_usage)
-        board.stop_reason = _over_budget(ctx, board.spent)
+        board.stop_reason = over_budget(ctx, board.spent)
         board_id = uuid.uuid4().hex
         _BOARDS[board_id] = board
         audit = [event("dispatch_round", plan_version=version, todo=[s.id for s in todo])]
@@ -173,26 +221,8 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
                     continue
                 new[sid] = rec
                 board.spent = add_usage(board.spent, rec["usage"])
-                board.stop_reason = board.stop_reason or _over_budget(ctx, board.spent)
-                seconds = round(sum(a["duration_s"] for a in rec["attempts"]), 3)
-                emit(
-                    "subtask",
-                    id=sid,
-                    status=rec["status"],
-                    worker=rec["worker"],
-                    attempts=len(rec["attempts"]),
-                    seconds=seconds,
-                )
-                audit.append(
-                    event(
-                        "result",
-                        sid,
-                        status=rec["status"],
-                        attempts=len(rec["attempts"]),
-                        started=rec["attempts"][0]["started_at"] if rec["attempts"] else None,
-                        seconds=seconds,
-                    )
-                )
+                board.stop_reason = board.stop_reason or over_budget(ctx, board.spent)
+                audit.append(report_result(rec))
         except BaseException:
             # Release tasks still waiting on inputs so the failure surfaces now; they
             # leave no result behind, so a resume runs them again.
@@ -206,14 +236,9 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
             del _BOARDS[board_id]
         if board.stop_reason:
             audit.append(event("budget_stop", reason=board.stop_reason))
-        usage: dict[str, Usage] = {}
-        for rec in new.values():
-            for att in rec["attempts"]:
-                for model, u in att["usage_by_model"].items():
-                    usage[model] = add_usage(usage.get(model, empty_usage()), u)
         return {
             "results": new,
-            "usage": usage,
+            "usage": usage_by_model(new.values()),
             "audit": audit,
             "status": "over_budget" if board.stop_reason else "running",
         }

@@ -1,5 +1,6 @@
 """Human in the loop: plan review, questions, escalations, and bad resume payloads."""
 
+import pytest
 from langgraph.types import Command
 
 from tests.conftest import HEAT_PUMPS, scripted_context
@@ -8,6 +9,13 @@ ASK = {"status": "needs_clarification", "question": "Which aspect?", "findings":
 NO_ANSWER = "<clarification></clarification>"
 FAILED_ANSWER = {"status": "failed", "error": "cannot write this", "text": ""}
 BAD_SECTION = {"status": "failed", "error": "no", "title": "", "markdown": "", "claims": []}
+
+
+@pytest.fixture(autouse=True, params=["dataflow", "waves"])
+def scheduler(request, monkeypatch):
+    """Every route works with both schedulers."""
+    monkeypatch.setenv("FOREMAN_SCHEDULER", request.param)
+    return request.param
 
 
 def pending(app, thread):

@@ -1,5 +1,7 @@
 """Each validator route and planner retry, with scripted models keyed on prompt content."""
 
+import pytest
+
 from tests.conftest import HEAT_PUMPS, scripted_context
 
 BAD_SECTION = {
@@ -8,6 +10,13 @@ BAD_SECTION = {
 }  # fmt: skip
 COSTS = "section on running costs"
 FAILED_ANSWER = {"status": "failed", "error": "cannot write this", "text": ""}
+
+
+@pytest.fixture(autouse=True, params=["dataflow", "waves"])
+def scheduler(request, monkeypatch):
+    """Every route works with both schedulers."""
+    monkeypatch.setenv("FOREMAN_SCHEDULER", request.param)
+    return request.param
 
 
 def attempts(app, thread, sid):

@@ -145,3 +145,19 @@ def test_a_worker_is_a_subgraph_or_a_tool_not_both():
         WorkerSpec(**base)
     with pytest.raises(ValueError, match="exactly one"):
         WorkerSpec(**base, graph=sim.registry()["sim"].graph, tool=lambda i, c: None)
+
+
+async def test_waves_scheduler_sends_one_round_at_a_time(models, thread):
+    app, out = await run_dag(models, thread, TWO_CHAINS, scheduler="waves", max_parallel=8)
+    assert out["status"] == "done"
+    iv = sim.INTERVALS
+    # a Send round ends with its slowest branch: y2 waits for x1 although it only needs y1
+    assert iv["y2"][0] >= iv["x1"][1]
+    rounds = [
+        e["detail"]["wave"]
+        for e in app.get_state(thread).values["audit"]
+        if e["kind"] == "dispatch_round"
+    ]
+    assert [sorted(r) for r in rounds] == [["x1", "y1"], ["x2", "y2"], ["z"]]
+    history = [s async for s in app.aget_state_history(thread)]
+    assert any("worker" in (t.name for t in s.tasks) for s in history)  # Send branches

@@ -1,0 +1,104 @@
+"""The `waves` scheduler: a `Send` fan-out to the worker node, a round at a time.
+
+This is LangGraph's classic map step, and each subtask is a branch you can see in Studio.
+A round ends when its slowest branch ends, so on uneven graphs it is slower than the default
+`dataflow` scheduler (see README, Benchmarks); choose it with `Context.scheduler = "waves"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from graph.audit import emit, event
+from graph.context import Context
+from graph.execution import Job, execute_subtask
+from graph.plan_validation import fingerprints, start_order
+from graph.scheduler import (
+    as_dependency,
+    needs_run,
+    over_budget,
+    report_result,
+    unrun_record,
+    usage_by_model,
+)
+from graph.state import USABLE, State, add_usage, empty_usage
+from graph.validator import current_plan, current_records
+from workers.registry import WorkerRegistry
+
+
+def _todo(state: State) -> tuple[list[Job], list[Job]]:
+    """Jobs of this round: (ready to run, waiting on inputs), longest chains first."""
+    plan = current_plan(state)
+    prints = fingerprints(plan)
+    known = current_records(state, prints)
+    by_id = {s.id: s for s in plan.subtasks}
+    ready: list[Job] = []
+    waiting: list[Job] = []
+    for sid in start_order(plan):
+        sub = by_id[sid]
+        if not needs_run(sub, known.get(sid), state):
+            continue
+        deps = [known.get(d) for d in sub.inputs]
+        job: Job = {
+            "subtask": sub.model_dump(mode="json"),
+            "dependencies": {d["id"]: as_dependency(d) for d in deps if d is not None},
+            "clarification": (state.get("clarifications") or {}).get(sid),
+            "fingerprint": prints[sid],
+            "plan_version": state.get("plan_version", 1),
+        }
+        usable = all(d is not None and d["status"] in USABLE for d in deps)
+        (ready if usable else waiting).append(job)
+    return ready, waiting
+
+
+def plan_wave(state: State, ctx: Context) -> dict[str, Any]:
+    """The dispatch node in waves mode: check the budget, record the round."""
+    ready, waiting = _todo(state)
+    spent = empty_usage()
+    for usage in (state.get("usage") or {}).values():
+        spent = add_usage(spent, usage)
+    reason = over_budget(ctx, spent)
+    if reason:
+        stopped = {
+            j["subtask"]["id"]: unrun_record(j, "over_budget", f"not run: {reason}")
+            for j in ready + waiting
+        }
+        return {
+            "results": stopped,
+            "status": "over_budget",
+            "audit": [event("budget_stop", reason=reason)],
+        }
+    wave = [j["subtask"]["id"] for j in ready[: max(1, ctx.max_parallel)]]
+    return {"status": "running", "audit": [event("dispatch_round", mode="waves", wave=wave)]}
+
+
+def route_after_dispatch(
+    state: State, runtime: Runtime[Context]
+) -> list[Send] | Literal["validate"]:
+    """In waves mode, one `Send` to the worker node per ready subtask; else on to validate."""
+    if runtime.context.scheduler != "waves" or state.get("status") == "over_budget":
+        return "validate"
+    ready, _ = _todo(state)
+    sends = [Send("worker", job) for job in ready[: max(1, runtime.context.max_parallel)]]
+    return sends or "validate"
+
+
+def make_worker_node(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """Build the worker node a waves-mode `Send` runs: one subtask to its verdict."""
+
+    async def worker(job: Job, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Run one subtask (attempts, validation, retry, substitution) and record it."""
+        sub = job["subtask"]
+        emit("subtask", id=sub["id"], status="running", worker=sub["worker"])
+        rec = await execute_subtask(job, registry, runtime.context)
+        return {
+            "results": {rec["id"]: rec},
+            "usage": usage_by_model([rec]),
+            "audit": [report_result(rec)],
+        }
+
+    return worker
