@@ -34,8 +34,8 @@ def db(request, tmp_path):
     return PG_URL
 
 
-def start_and_kill(db: str, thread: str, log: Path) -> None:
-    """Run the child until c and d are mid-work, then SIGKILL it."""
+def start_and_kill(db: str, thread: str, log: Path, sig: int = signal.SIGKILL) -> None:
+    """Run the child until c and d are mid-work, then kill it with `sig`."""
     env = {**os.environ, "SIM_LOG": str(log), "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.support.crash_child", db, thread], cwd=ROOT, env=env
@@ -44,7 +44,7 @@ def start_and_kill(db: str, thread: str, log: Path) -> None:
         wait_for(log, "start c")
         wait_for(log, "start d")
         time.sleep(0.3)  # a and b are accepted and checkpointed; c and d are mid-work
-        child.send_signal(signal.SIGKILL)
+        child.send_signal(sig)
         child.wait(timeout=10)
     finally:
         if child.poll() is None:
@@ -52,9 +52,19 @@ def start_and_kill(db: str, thread: str, log: Path) -> None:
 
 
 async def test_sigkill_mid_dispatch_then_resume(db, tmp_path, monkeypatch):
+    await kill_and_resume(db, tmp_path, monkeypatch, signal.SIGKILL)
+
+
+async def test_ctrl_c_mid_dispatch_then_resume(tmp_path, monkeypatch):
+    await kill_and_resume(
+        f"sqlite:{tmp_path / 'runs.sqlite'}", tmp_path, monkeypatch, signal.SIGINT
+    )
+
+
+async def kill_and_resume(db, tmp_path, monkeypatch, sig):
     log = tmp_path / "sim.log"
     thread = f"crash-{uuid.uuid4().hex[:8]}"
-    await asyncio.to_thread(start_and_kill, db, thread, log)
+    await asyncio.to_thread(start_and_kill, db, thread, log, sig)
     before = Counter(log.read_text().split("\n"))
     assert before["end a"] == 1 and before["end b"] == 1 and before["end c"] == 0
 

@@ -134,3 +134,30 @@ async def test_judge_rejection_is_a_retry(models, app, thread):
     assert tries[0]["verdict"] == "retry" and tries[0]["feedback"] == ["judge: too vague"]
     assert "scripted:judge" in tries[0]["usage_by_model"]
     assert "scripted:judge" in app.get_state(thread).values["usage"]
+
+
+async def test_cost_from_the_price_table_and_cost_budget(
+    models, app, thread, tmp_path, monkeypatch
+):
+    from graph import models as model_module
+
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"scripted:worker": [100000, 200000], "scripted:planner": [0, 0]}')
+    monkeypatch.setenv("FOREMAN_PRICES", str(prices))
+    model_module._price_table.cache_clear()
+    try:
+        out = await app.ainvoke(
+            {"request": HEAT_PUMPS},
+            thread,
+            context=scripted_context(max_cost_usd=3.0, max_parallel=1),
+        )
+        values = app.get_state(thread).values
+    finally:
+        model_module._price_table.cache_clear()
+    # each scripted call reports 10 in / 5 out tokens: 10 x $0.1 + 5 x $0.2 = $2 a call
+    worker = values["usage"]["scripted:worker"]
+    assert worker["cost_usd"] == pytest.approx(2.0 * worker["calls"])
+    per_subtask = [r["usage"]["cost_usd"] for r in values["results"].values() if r["attempts"]]
+    assert per_subtask and all(c > 0 for c in per_subtask)
+    assert out["status"] == "over_budget"
+    assert worker["cost_usd"] < 3.0 + 2.0 * 2  # stopped soon after crossing $3
