@@ -55,6 +55,13 @@ async def test_sigkill_mid_dispatch_then_resume(db, tmp_path, monkeypatch):
     await kill_and_resume(db, tmp_path, monkeypatch, signal.SIGKILL)
 
 
+async def test_sigkill_with_the_waves_scheduler(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOREMAN_SCHEDULER", "waves")
+    await kill_and_resume(
+        f"sqlite:{tmp_path / 'runs.sqlite'}", tmp_path, monkeypatch, signal.SIGKILL
+    )
+
+
 async def test_ctrl_c_mid_dispatch_then_resume(tmp_path, monkeypatch):
     await kill_and_resume(
         f"sqlite:{tmp_path / 'runs.sqlite'}", tmp_path, monkeypatch, signal.SIGINT
@@ -90,3 +97,4 @@ async def kill_and_resume(db, tmp_path, monkeypatch, sig):
         assert values["results"]["e"]["text"] == "e done (inputs: c,d)"
         history = [s async for s in app.aget_state_history(config)]
         assert len(history) >= 4  # every checkpoint of the thread still reads back
+    return values
