@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import import_module
+from importlib.metadata import entry_points
 from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
@@ -53,6 +56,9 @@ class WorkerRegistry(Mapping[str, WorkerSpec]):
     """An immutable mapping of worker name to spec."""
 
     def __init__(self, specs: list[WorkerSpec]):
+        names = [s.name for s in specs]
+        if clash := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"two workers are named {', '.join(clash)}")
         self._specs = {s.name: s for s in specs}
         for spec in specs:
             unknown = [a for a in spec.alternatives if a not in self._specs]
@@ -76,9 +82,41 @@ class WorkerRegistry(Mapping[str, WorkerSpec]):
         )
 
 
+ENTRY_POINT_GROUP = "foreman.workers"
+
+
+def _as_specs(obj: Any, origin: str) -> list[WorkerSpec]:
+    """A WorkerSpec, a list of them, or a callable returning either."""
+    if callable(obj) and not isinstance(obj, WorkerSpec):
+        obj = obj()
+    specs = obj if isinstance(obj, list | tuple) else [obj]
+    for spec in specs:
+        if not isinstance(spec, WorkerSpec):
+            raise TypeError(f"{origin} gave {type(spec).__name__}, not a WorkerSpec")
+    return list(specs)
+
+
+def discover_workers() -> list[WorkerSpec]:
+    """Workers added without editing Foreman: entry points, then `$FOREMAN_WORKERS`.
+
+    A package declares `[project.entry-points."foreman.workers"] name = "pkg.mod:factory"`;
+    or `FOREMAN_WORKERS="pkg.mod:factory,other.mod:SPEC"` names them directly. Each target is
+    a `WorkerSpec`, a list of them, or a callable returning either.
+    """
+    specs: list[WorkerSpec] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        specs += _as_specs(ep.load(), f"entry point {ep.name}")
+    for target in filter(None, os.environ.get("FOREMAN_WORKERS", "").split(",")):
+        module, _, attr = target.strip().partition(":")
+        if not attr:
+            raise ValueError(f"FOREMAN_WORKERS entry {target!r} must be module:attribute")
+        specs += _as_specs(getattr(import_module(module), attr), target)
+    return specs
+
+
 @lru_cache(maxsize=1)
 def default_registry() -> WorkerRegistry:
-    """The built-in workers: research, writer and a generic LLM worker."""
+    """The built-in workers (research, writer, llm) plus discovered ones."""
     from workers import llm, research, writer
 
     return WorkerRegistry(
@@ -114,5 +152,6 @@ def default_registry() -> WorkerRegistry:
                 check=llm.check_answer,
                 render=llm.render_answer,
             ),
+            *discover_workers(),
         ]
     )

@@ -1,0 +1,29 @@
+"""A worker defined outside Foreman, registered through $FOREMAN_WORKERS in tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graph.schemas import WorkerStatus
+from workers.base import WorkerInput
+from workers.registry import WorkerSpec
+
+
+class Shout(WorkerStatus):
+    text: str = ""
+
+
+async def shout(inp: WorkerInput, ctx: Any) -> dict[str, Any]:
+    return {"status": "done", "text": inp.subtask.objective.upper()}
+
+
+def make() -> WorkerSpec:
+    return WorkerSpec(
+        name="shouter",
+        capability="formatting",
+        description="repeats its objective in capital letters",
+        output_schema=Shout,
+        check=lambda o, i, c: [],
+        render=lambda o: str(o.get("text", "")),
+        tool=shout,
+    )
