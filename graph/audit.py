@@ -8,7 +8,7 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 
-from graph.state import AuditEvent, State, Usage, empty_usage
+from graph.state import AuditEvent, State, Usage, sum_usage
 
 
 def event(kind: str, subtask: str | None = None, **detail: Any) -> AuditEvent:
@@ -30,12 +30,7 @@ def emit(kind: str, **payload: Any) -> None:
 
 def total_usage(state: State) -> Usage:
     """Sum of usage over every model."""
-    total = empty_usage()
-    for usage in (state.get("usage") or {}).values():
-        for key in ("input_tokens", "output_tokens", "calls"):
-            total[key] += usage[key]
-        total["cost_usd"] = round(total["cost_usd"] + usage["cost_usd"], 8)
-    return total
+    return sum_usage((state.get("usage") or {}).values())
 
 
 def to_json(state: State) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
 from typing import Any, TypedDict
 
 import httpx
@@ -14,7 +13,7 @@ from graph.audit import emit
 from graph.context import Context
 from graph.models import StructuredOutputError
 from graph.schemas import Subtask
-from graph.state import AttemptRecord, SubtaskRecord, Usage, add_usage, empty_usage
+from graph.state import AttemptRecord, SubtaskRecord, Usage, add_usage, empty_usage, sum_usage
 from graph.validator import check_output, decide
 from workers.base import DependencyResult, WorkerInput
 from workers.registry import WorkerRegistry, WorkerSpec
@@ -55,13 +54,6 @@ async def _run_worker(
         return None, spent, ctx.model_for_worker(spec.name), str(exc)
     usage = out.get("usage") or empty_usage()
     return out.get("output"), usage, out.get("model", "-"), None
-
-
-def _sum(usages: Iterable[Usage]) -> Usage:
-    total = empty_usage()
-    for u in usages:
-        total = add_usage(total, u)
-    return total
 
 
 async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> SubtaskRecord:
@@ -124,7 +116,7 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
                 "error": error,
                 "verdict": verdict,
                 "feedback": problems,
-                "usage": _sum(by_model.values()),
+                "usage": sum_usage(by_model.values()),
                 "usage_by_model": by_model,
             }
         )
@@ -150,6 +142,6 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             "clarification": job["clarification"],
             "error": None if verdict in ("accept", "clarify") else "; ".join(problems),
             "attempts": attempts,
-            "usage": _sum(a["usage"] for a in attempts),
+            "usage": sum_usage(a["usage"] for a in attempts),
             "plan_version": job["plan_version"],
         }

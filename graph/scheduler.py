@@ -26,7 +26,7 @@ from typing import Any
 from langgraph.func import task
 from langgraph.runtime import Runtime, get_runtime
 
-from graph.audit import emit, event
+from graph.audit import emit, event, total_usage
 from graph.context import Context
 from graph.execution import Job, execute_subtask
 from graph.plan_validation import fingerprints, start_order
@@ -182,8 +182,7 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
             board.results[sub.id] = loop.create_future()
             if sub.id not in todo_ids and sub.id in known:
                 board.results[sub.id].set_result(known[sub.id])
-        for model_usage in (state.get("usage") or {}).values():
-            board.spent = add_usage(board.spent, model_usage)
+        board.spent = total_usage(state)
         board.stop_reason = over_budget(ctx, board.spent)
         board_id = uuid.uuid4().hex
         _BOARDS[board_id] = board

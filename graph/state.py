@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 RecordStatus = Literal[
@@ -114,6 +115,14 @@ def add_usage(left: Usage, right: Usage) -> Usage:
         "cost_usd": round(left["cost_usd"] + right["cost_usd"], 8),
         "calls": left["calls"] + right["calls"],
     }
+
+
+def sum_usage(usages: Iterable[Usage]) -> Usage:
+    """Total of several usage records."""
+    total = empty_usage()
+    for usage in usages:
+        total = add_usage(total, usage)
+    return total
 
 
 def merge_by_key(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:

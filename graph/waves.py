@@ -13,7 +13,7 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from graph.audit import emit, event
+from graph.audit import emit, event, total_usage
 from graph.context import Context
 from graph.execution import Job, execute_subtask
 from graph.plan_validation import fingerprints, start_order
@@ -25,7 +25,7 @@ from graph.scheduler import (
     unrun_record,
     usage_by_model,
 )
-from graph.state import USABLE, State, add_usage, empty_usage
+from graph.state import USABLE, State
 from graph.validator import current_plan, current_records
 from workers.registry import WorkerRegistry
 
@@ -58,10 +58,7 @@ def _todo(state: State) -> tuple[list[Job], list[Job]]:
 def plan_wave(state: State, ctx: Context) -> dict[str, Any]:
     """The dispatch node in waves mode: check the budget, record the round."""
     ready, waiting = _todo(state)
-    spent = empty_usage()
-    for usage in (state.get("usage") or {}).values():
-        spent = add_usage(spent, usage)
-    reason = over_budget(ctx, spent)
+    reason = over_budget(ctx, total_usage(state))
     if reason:
         stopped = {
             j["subtask"]["id"]: unrun_record(j, "over_budget", f"not run: {reason}")
