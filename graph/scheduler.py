@@ -136,6 +136,19 @@ def usage_by_model(records: Iterable[SubtaskRecord]) -> dict[str, Usage]:
     return usage
 
 
+def new_job(
+    sub: Subtask, state: State, fingerprint: str, dependencies: dict[str, Any] | None = None
+) -> Job:
+    """The private input of one subtask dispatch."""
+    return {
+        "subtask": sub.model_dump(mode="json"),
+        "dependencies": dependencies or {},
+        "clarification": (state.get("clarifications") or {}).get(sub.id),
+        "fingerprint": fingerprint,
+        "plan_version": state.get("plan_version", 1),
+    }
+
+
 def as_dependency(rec: SubtaskRecord) -> dict[str, Any]:
     """What a dependent receives of an accepted record."""
     keys = ("id", "worker", "status", "text", "output")
@@ -194,15 +207,8 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
         finished: asyncio.Queue[asyncio.Future[SubtaskRecord]] = asyncio.Queue()
         try:
             for sub in todo:  # a fixed order given the plan: the replay contract (see above)
-                job: Job = {
-                    "subtask": sub.model_dump(mode="json"),
-                    "dependencies": {},
-                    "clarification": (state.get("clarifications") or {}).get(sub.id),
-                    "fingerprint": prints[sub.id],
-                    "plan_version": version,
-                }
                 call: asyncio.Future[SubtaskRecord] = asyncio.ensure_future(
-                    run_subtask(job, board_id)  # type: ignore[arg-type]
+                    run_subtask(new_job(sub, state, prints[sub.id]), board_id)  # type: ignore[arg-type]
                 )
                 calls[call] = sub.id
                 call.add_done_callback(finished.put_nowait)

@@ -15,10 +15,10 @@ from graph.context import Context
 from graph.models import ainvoke_structured
 from graph.plan_validation import fingerprints
 from graph.prompts import render, untrusted
-from graph.schemas import Plan, Subtask
+from graph.schemas import Subtask
 from graph.state import USABLE, State, SubtaskRecord
 from graph.text import clip_sentences, estimate_tokens
-from graph.validator import current_records
+from graph.validator import current_plan, current_records
 from workers.base import citations_in
 from workers.corpus import load_corpus
 
@@ -68,7 +68,7 @@ def _sources(answer: str, corpus_dir: str, outputs: list[dict[str, Any] | None])
 async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Merge the accepted results into the final answer."""
     ctx = runtime.context
-    plan = Plan.model_validate(state["plan"])
+    plan = current_plan(state)
     records = current_records(state, fingerprints(plan))
     usable = [
         (s, records[s.id])

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from graph.audit import event
 from graph.context import Context
 from graph.models import ainvoke_structured
+from graph.plan_validation import fingerprints
 from graph.prompts import render, untrusted
 from graph.schemas import Plan, Verdict
 from graph.state import USABLE, State, SubtaskRecord, Usage
@@ -107,9 +108,7 @@ def open_questions(state: State, records: dict[str, SubtaskRecord]) -> list[Subt
 
 def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Decide what follows a dispatch round, and record why."""
-    from graph.plan_validation import fingerprints
-
-    plan = Plan.model_validate(state["plan"])
+    plan = current_plan(state)
     records = current_records(state, fingerprints(plan))
     questions = open_questions(state, records)
     failed = [r for r in records.values() if r["status"] == "failed"]
@@ -149,12 +148,10 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def route_after_validation(state: State) -> list[Send] | NextStep:
     """Follow the validator's decision; questions and escalations fan out, one per subtask."""
-    from graph.plan_validation import fingerprints
-
     step: NextStep = state.get("next_step", "synthesize")  # type: ignore[assignment]
     if step not in ("clarify", "escalate"):
         return step
-    records = current_records(state, fingerprints(Plan.model_validate(state["plan"])))
+    records = current_records(state, fingerprints(current_plan(state)))
     if step == "clarify":
         return [
             Send("clarify", {"subtask": r["id"], "question": r["question"] or ""})

@@ -20,6 +20,7 @@ from graph.plan_validation import fingerprints, start_order
 from graph.scheduler import (
     as_dependency,
     needs_run,
+    new_job,
     over_budget,
     report_result,
     unrun_record,
@@ -43,13 +44,8 @@ def _todo(state: State) -> tuple[list[Job], list[Job]]:
         if not needs_run(sub, known.get(sid), state):
             continue
         deps = [known.get(d) for d in sub.inputs]
-        job: Job = {
-            "subtask": sub.model_dump(mode="json"),
-            "dependencies": {d["id"]: as_dependency(d) for d in deps if d is not None},
-            "clarification": (state.get("clarifications") or {}).get(sid),
-            "fingerprint": prints[sid],
-            "plan_version": state.get("plan_version", 1),
-        }
+        inputs = {d["id"]: as_dependency(d) for d in deps if d is not None}
+        job = new_job(sub, state, prints[sid], inputs)
         usable = all(d is not None and d["status"] in USABLE for d in deps)
         (ready if usable else waiting).append(job)
     return ready, waiting
