@@ -8,6 +8,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO_ROOT / "data" / "corpus"
+DEFAULT_SUPPORT_DB = REPO_ROOT / "data" / "support" / "shop.sqlite"
+DEFAULT_POLICY = REPO_ROOT / "data" / "support" / "policy.md"
+DEFAULT_DATASETS = REPO_ROOT / "data" / "datasets"
 
 
 def _env(name: str, default: str) -> str:
@@ -69,6 +72,37 @@ class Context:
     corpus_dir: str = field(
         default_factory=lambda: _env("FOREMAN_CORPUS", str(DEFAULT_CORPUS)),
         metadata={"description": "Folder of .md/.txt documents the research worker searches."},
+    )
+    web_search: str = field(
+        default_factory=lambda: _env("FOREMAN_WEB_SEARCH", ""),
+        metadata={
+            "description": "Optional web search for the research worker, through "
+            "langchain-community: searx:URL, tavily or duckduckgo (empty: corpus only)."
+        },
+    )
+    support_db: str = field(
+        default_factory=lambda: _env("FOREMAN_SUPPORT_DB", str(DEFAULT_SUPPORT_DB)),
+        metadata={"description": "SQLite database of accounts and orders the lookup worker reads."},
+    )
+    policy_path: str = field(
+        default_factory=lambda: _env("FOREMAN_POLICY", str(DEFAULT_POLICY)),
+        metadata={"description": "Customer-service policy document the policy worker quotes."},
+    )
+    datasets_dir: str = field(
+        default_factory=lambda: _env("FOREMAN_DATASETS", str(DEFAULT_DATASETS)),
+        metadata={"description": "Folder of CSV and SQLite files the data worker may analyse."},
+    )
+    artifacts_dir: str = field(
+        default_factory=lambda: _env("FOREMAN_ARTIFACTS", ".foreman/artifacts"),
+        metadata={"description": "Where workers store files they produce (plots), by content."},
+    )
+    sandbox_timeout_s: float = field(
+        default=30.0,
+        metadata={"description": "Wall-clock limit for one sandboxed program (code, analysis)."},
+    )
+    max_fix_rounds: int = field(
+        default=1,
+        metadata={"description": "Fix-and-review rounds after a review asks for changes."},
     )
     max_subtasks: int = field(
         default=12, metadata={"description": "Plans with more subtasks are rejected."}

@@ -41,7 +41,7 @@ async def check_output(
     except ValidationError as exc:
         return [f"output does not match {spec.output_schema.__name__}: {exc}"], {}
     # Worker rules may read the corpus from disk: keep that off the event loop.
-    problems = await asyncio.to_thread(spec.check, output, inp, ctx.corpus_dir)
+    problems = await asyncio.to_thread(spec.check, output, inp, ctx)
     if problems or not ctx.judge:
         return problems, {}
     sub = inp.subtask

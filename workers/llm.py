@@ -43,7 +43,7 @@ def render_answer(output: dict[str, Any]) -> str:
     return str(output.get("text", ""))
 
 
-def check_answer(output: dict[str, Any], inp: WorkerInput, corpus_dir: str) -> list[str]:
+def check_answer(output: dict[str, Any], inp: WorkerInput, ctx: Context) -> list[str]:
     """LLM worker rules: a non-empty answer."""
     return [] if str(output.get("text", "")).strip() else ["the answer is empty"]
 

@@ -13,9 +13,10 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel
 
+from graph.context import Context
 from workers.base import WorkerInput
 
-Checker = Callable[[dict[str, Any], WorkerInput, str], list[str]]
+Checker = Callable[[dict[str, Any], WorkerInput, Context], list[str]]
 Renderer = Callable[[dict[str, Any]], str]
 # A tool worker: a plain async function, for workers that are not a model (a database
 # lookup, a sandbox, a simulator); it returns the worker's structured output.

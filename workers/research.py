@@ -116,13 +116,13 @@ def render_findings(output: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def check_findings(output: dict[str, Any], inp: WorkerInput, corpus_dir: str) -> list[str]:
+def check_findings(output: dict[str, Any], inp: WorkerInput, ctx: Context) -> list[str]:
     """Research rules: every finding cites a retrieved passage that exists; breadth of sources."""
     problems: list[str] = []
     findings = output.get("findings", [])
     if not findings:
         return ["no findings were returned"]
-    corpus = load_corpus(corpus_dir)
+    corpus = load_corpus(ctx.corpus_dir)
     retrieved = {s["id"] for s in output.get("sources", [])}
     for i, f in enumerate(findings, start=1):
         if not f.get("citations"):

@@ -45,7 +45,7 @@ def render_section(output: dict[str, Any]) -> str:
     return str(output.get("markdown", ""))
 
 
-def check_section(output: dict[str, Any], inp: WorkerInput, corpus_dir: str) -> list[str]:
+def check_section(output: dict[str, Any], inp: WorkerInput, ctx: Context) -> list[str]:
     """Writer rules: a body, and no citation that its inputs did not provide."""
     problems: list[str] = []
     if not str(output.get("markdown", "")).strip():
