@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-REQUEST ?= Write a report on residential heat pumps: how they work, efficiency, running costs, cold-climate performance and environmental impact.
+EXAMPLES ?= report support
 export LANGSMITH_TRACING ?= false
 export LANGGRAPH_CLI_NO_ANALYTICS ?= 1
 export LANGGRAPH_NO_VERSION_CHECK ?= true
@@ -21,27 +21,32 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install Foreman with its dev tools
 
-demo: $(STAMP) ## Run the main job offline: a cited research report over data/corpus
-	$(BIN)/foreman run "$(REQUEST)"
+demo: $(STAMP) data ## Run the patterns offline: a cited report, then a customer reply (EXAMPLES=...)
+	@for ex in $(EXAMPLES); do $(BIN)/foreman run --example $$ex --no-ask || exit $$?; done
+
+data: data/support/shop.sqlite ## Create the sample customer-service database
+
+data/support/shop.sqlite: workers/support_db.py scripts/make_support_db.py | $(STAMP)
+	$(BIN)/python scripts/make_support_db.py --out $@
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint ## Lint, type-check and run every test (needs local PostgreSQL)
+test: $(STAMP) data lint ## Lint, type-check and run every test (needs local PostgreSQL)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP) ## Scheduling and overhead benchmarks; writes bench/results/latest.json
 	$(BIN)/python -m bench.run $(ARGS)
 
-dev: $(STAMP) ## Serve the graph with `langgraph dev` (offline) for LangGraph Studio
+dev: $(STAMP) data ## Serve the graph with `langgraph dev` (offline) for LangGraph Studio
 	$(BIN)/langgraph dev --no-browser
 
 graph: $(STAMP) ## Print the graph as Mermaid
 	$(BIN)/foreman graph
 
 clean: ## Remove the virtualenv and local run data
-	rm -rf $(VENV) .foreman .langgraph_api
+	rm -rf $(VENV) .foreman .langgraph_api data/support/shop.sqlite
 
-.PHONY: help install demo lint test bench dev graph clean
+.PHONY: help install demo data lint test bench dev graph clean

@@ -21,6 +21,7 @@ from rich.markdown import Markdown
 
 from foreman.checkpointers import default_db, open_checkpointer, thread_ids
 from foreman.display import Progress
+from foreman.examples import EXAMPLES
 from graph import audit
 from graph.context import Context
 from graph.models import ModelConfigError
@@ -304,7 +305,13 @@ def _execute(coro: Any, thread: str) -> None:
 
 @app.command()
 def run(
-    request: Annotated[str, typer.Argument(help="What you want done, in plain language.")],
+    request: Annotated[
+        str | None, typer.Argument(help="What you want done, in plain language.")
+    ] = None,
+    example: Annotated[
+        str | None,
+        typer.Option(help="Run a named example instead: see `foreman examples`."),
+    ] = None,
     thread: Annotated[str | None, typer.Option(help="Thread id (default: a new one).")] = None,
     review_plan: Annotated[
         bool,
@@ -318,7 +325,7 @@ def run(
         typer.Option(
             "--model",
             help="ROLE=PROVIDER:MODEL; roles: planner, worker, validator, synthesizer, "
-            "or a worker name (research, writer, llm). Repeatable.",
+            "or a worker name (research, code, review, data, policy, ...). Repeatable.",
         ),
     ] = None,
     corpus: Annotated[
@@ -340,6 +347,15 @@ def run(
     ] = sys.stdin.isatty(),
 ) -> None:
     """Plan and run a request; shows live progress, then the answer and its audit trail."""
+    if example is not None:
+        if example not in EXAMPLES:
+            err.print(f"[red]error:[/] no example {example!r}; try: {', '.join(EXAMPLES)}")
+            raise typer.Exit(EXIT_USAGE)
+        request = request or EXAMPLES[example].request
+        console.print(f"example [bold]{example}[/]: {EXAMPLES[example].pattern}")
+    if not request:
+        err.print("[red]error:[/] give a request, or --example NAME (see `foreman examples`)")
+        raise typer.Exit(EXIT_USAGE)
     thread = thread or uuid.uuid4().hex[:12]
     try:
         ctx = _context(
@@ -452,6 +468,14 @@ def show(
         sys.stdout.write(audit.to_markdown(values))  # type: ignore[arg-type]
     else:
         console.print(Markdown(audit.to_markdown(values)))  # type: ignore[arg-type]
+
+
+@app.command()
+def examples() -> None:
+    """List the named examples, one per pattern, and whether offline mode runs them."""
+    for name, ex in EXAMPLES.items():
+        mode = "offline" if ex.offline else "needs a model"
+        console.print(f"[bold]{name}[/] ({mode}): {ex.pattern}\n  {ex.request}\n")
 
 
 @app.command("graph")

@@ -131,6 +131,12 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             feedback = problems
             continue
         status = {"accept": "accepted", "clarify": "needs_clarification"}.get(verdict, "failed")
+        error = None if verdict in ("accept", "clarify") else "; ".join(problems)
+        if verdict == "accept" and spec.blocking_findings and output is not None:
+            # A sound review that found problems: kept, but its dependents wait for fixes.
+            if blocking := spec.blocking_findings(output):
+                status = "changes_requested"
+                error = "changes requested: " + "; ".join(blocking)
         return {
             "id": sub.id,
             "fingerprint": job["fingerprint"],
@@ -140,7 +146,7 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             "output": output if verdict == "accept" else None,
             "question": (output or {}).get("question") if verdict == "clarify" else None,
             "clarification": job["clarification"],
-            "error": None if verdict in ("accept", "clarify") else "; ".join(problems),
+            "error": error,
             "attempts": attempts,
             "usage": sum_usage(a["usage"] for a in attempts),
             "plan_version": job["plan_version"],

@@ -12,11 +12,12 @@ from langgraph.runtime import Runtime
 
 from graph.audit import emit, event
 from graph.context import Context
+from graph.fixes import add_fix_round
 from graph.models import StructuredOutputError, ainvoke_structured
 from graph.plan_validation import PlanError, check_plan, fingerprints
 from graph.prompts import render, untrusted
 from graph.schemas import Plan
-from graph.state import USABLE, State, Usage, add_usage, empty_usage
+from graph.state import USABLE, State, SubtaskRecord, Usage, add_usage, empty_usage
 from graph.validator import current_records
 from workers.registry import WorkerRegistry
 
@@ -33,6 +34,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         ctx = runtime.context
         current = state.get("plan")
         accepted: list[str] = []
+        records: dict[str, SubtaskRecord] = {}
         if current:
             old = Plan.model_validate(current)
             records = current_records(state, fingerprints(old))
@@ -40,6 +42,10 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         revising = bool(current) and any(
             r["status"] == "failed" for r in (state.get("results") or {}).values()
         )
+        if current:
+            reviews = [r for r in records.values() if r["status"] == "changes_requested"]
+            if reviews and not any(r["status"] == "failed" for r in records.values()):
+                return fix_round(state, old, reviews, registry, ctx)
         feedback = state.get("plan_feedback", "")
         system = SystemMessage(
             render("planner", workers=registry.describe(), max_subtasks=ctx.max_subtasks)
@@ -122,6 +128,49 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         }
 
     return plan
+
+
+def fix_round(
+    state: State,
+    current: Plan,
+    reviews: list[SubtaskRecord],
+    registry: WorkerRegistry,
+    ctx: Context,
+) -> dict[str, Any]:
+    """Revise the plan by rule after reviews that requested changes (no model call)."""
+    round_no = state.get("fix_rounds", 0) + 1
+    revised = add_fix_round(current, reviews, round_no)
+    # A fix round grows the plan by design; the subtask cap applies to the planner's plans.
+    check_plan(revised, registry, max(ctx.max_subtasks, len(revised.subtasks)))
+    version = state.get("plan_version", 0) + 1
+    dumped = revised.model_dump(mode="json")
+    emit(
+        "plan",
+        version=version,
+        subtasks=[{"id": s.id, "worker": s.worker, "inputs": s.inputs} for s in revised.subtasks],
+    )
+    return {
+        "plan": dumped,
+        "plan_version": version,
+        "plan_history": [
+            {"version": version, "at": time.time(), "plan": dumped, "source": "fix_round"}
+        ],
+        "plan_feedback": "",
+        "fix_rounds": round_no,
+        "audit": [
+            event(
+                "plan",
+                version=version,
+                attempt=1,
+                plan=dumped,
+                revision=True,
+                fix_round=round_no,
+                reviews=[r["id"] for r in reviews],
+            )
+        ],
+        "status": "planned",
+        "error": None,
+    }
 
 
 def route_after_plan(

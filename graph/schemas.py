@@ -37,6 +37,11 @@ class Subtask(BaseModel):
         description="Whether the final answer uses this result directly; false for "
         "intermediate work that later subtasks build on.",
     )
+    replaces: str | None = Field(
+        default=None,
+        description="Id of an earlier subtask whose result this one supersedes (a fix after "
+        "a review); the superseded result is left out of the answer.",
+    )
 
 
 class Plan(BaseModel):

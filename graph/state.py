@@ -7,12 +7,20 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 RecordStatus = Literal[
-    "accepted", "supplied", "skipped", "failed", "needs_clarification", "over_budget"
+    "accepted",
+    "supplied",
+    "skipped",
+    "failed",
+    "needs_clarification",
+    "over_budget",
+    "changes_requested",
 ]
 # Statuses whose output dependents may consume.
 USABLE = frozenset({"accepted", "supplied", "skipped"})
 # Statuses that end a subtask for this plan version; anything else is re-dispatched.
-SETTLED = USABLE | {"over_budget"}
+# `changes_requested`: a review that ran and asks for fixes; its dependents wait for the
+# fix round the planner adds.
+SETTLED = USABLE | {"over_budget", "changes_requested"}
 
 
 class Usage(TypedDict):
@@ -88,7 +96,7 @@ class PlanRecord(TypedDict):
     """One version of the plan, as proposed, edited or revised."""
 
     version: int
-    source: Literal["planner", "replan", "human_edit"]
+    source: Literal["planner", "replan", "fix_round", "human_edit"]
     plan: dict[str, Any]
     at: float
 
@@ -171,6 +179,8 @@ class State(InputState, total=False):
     """Feedback for the next planner call (rejection by a person, or failed subtasks)."""
     replans: int
     """Plan revisions made after failures."""
+    fix_rounds: int
+    """Fix-and-review rounds added after reviews that requested changes."""
     results: Annotated[dict[str, SubtaskRecord], merge_by_key]
     """Subtask outcomes keyed by subtask id (the synthesis reducer)."""
     clarifications: Annotated[dict[str, str], merge_by_key]

@@ -23,10 +23,16 @@ from workers.base import citations_in
 from workers.corpus import load_corpus
 
 OFFLINE_NOTICE = (
-    "> **Offline extractive mode.** Planned by rules and assembled from sentences of the "
-    "documents in `{corpus}`; no language model wrote this text. Set `FOREMAN_*_MODEL` "
+    "> **Offline extractive mode.** Planned and written by rules from what the workers "
+    "found ({sources}); no language model wrote this text. Set `FOREMAN_*_MODEL` "
     "(see README) to use an LLM provider."
 )
+SOURCE_KINDS = {
+    "research": "sentences of the documents in `{corpus}`",
+    "lookup": "the shop database",
+    "policy": "the policy document",
+    "data": "scripts run on the dataset",
+}
 
 
 class Report(BaseModel):
@@ -52,16 +58,24 @@ def _title(sub: Subtask, rec: SubtaskRecord) -> str:
 
 
 def _sources(answer: str, corpus_dir: str, outputs: list[dict[str, Any] | None]) -> str:
+    """The cited passages: corpus documents by title, web results by URL."""
+    web = {s["id"]: s for o in outputs for s in (o or {}).get("sources", []) if "url" in s}
     try:
         corpus = load_corpus(corpus_dir)
+        known = set(corpus.by_id)
     except FileNotFoundError:
-        return ""
-    cited = sorted(c for c in citations_in(outputs) if f"[{c}]" in answer and c in corpus.by_id)
+        corpus, known = None, set()
+    cited = sorted(
+        c for c in citations_in(outputs) if f"[{c}]" in answer and (c in known or c in web)
+    )
     lines = []
     for cid in cited:
-        p = corpus.by_id[cid]
-        origin = f" — {p.source}" if p.source else ""
-        lines.append(f"- [{cid}] {p.title}{origin}")
+        if cid in web:
+            lines.append(f"- [{cid}] {web[cid].get('title', '')} — {web[cid]['url']}")
+        elif corpus is not None:
+            p = corpus.by_id[cid]
+            origin = f" — {p.source}" if p.source else ""
+            lines.append(f"- [{cid}] {p.title}{origin}")
     return "\n".join(lines)
 
 
@@ -75,6 +89,9 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         for s in plan.subtasks
         if s.id in records and records[s.id]["status"] in USABLE and records[s.id]["text"]
     ]
+    # A fix's result stands in for the result it replaces.
+    replaced = {s.replaces for s, _ in usable if s.replaces}
+    usable = [(s, r) for s, r in usable if s.id not in replaced]
     chosen = [(s, r) for s, r in usable if s.feeds_answer] or usable
     gaps = [
         f"- {s.id} ({s.objective}): {records[s.id]['status'] if s.id in records else 'not run'}"
@@ -121,7 +138,9 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         status = "over_budget"
         parts.insert(0, "> **Budget reached**: some subtasks were not run; see Gaps.")
     if ctx.synthesizer_model.split(":")[0] == "offline":
-        parts.insert(0, OFFLINE_NOTICE.format(corpus=ctx.corpus_dir))
+        kinds = {r["worker"] for r in records.values()}
+        sources = [v.format(corpus=ctx.corpus_dir) for k, v in SOURCE_KINDS.items() if k in kinds]
+        parts.insert(0, OFFLINE_NOTICE.format(sources="; ".join(sources) or "no sources"))
     answer = "\n\n".join(p for p in parts if p)
     return {
         "answer": answer,

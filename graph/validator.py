@@ -112,6 +112,8 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     records = current_records(state, fingerprints(plan))
     questions = open_questions(state, records)
     failed = [r for r in records.values() if r["status"] == "failed"]
+    reviews = [r for r in records.values() if r["status"] == "changes_requested"]
+    fixes_left = state.get("fix_rounds", 0) < runtime.context.max_fix_rounds
     usable = {sid for sid, r in records.items() if r["status"] in USABLE}
     runnable = [
         s.id for s in plan.subtasks if s.id not in records and all(d in usable for d in s.inputs)
@@ -127,7 +129,9 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         update["plan_feedback"] = "Subtasks that failed validation:\n" + "\n".join(
             f"- {r['id']} ({r['worker']}): {r['error']}" for r in failed
         )
-    elif failed:
+    elif reviews and fixes_left and not failed:
+        step = "plan"  # the planner adds a fix round
+    elif failed or reviews:
         step = "escalate"
     elif runnable:
         step = "dispatch"
@@ -140,6 +144,7 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             next_step=step,
             accepted=sorted(usable),
             failed=[r["id"] for r in failed],
+            changes_requested=[r["id"] for r in reviews],
             questions=[r["id"] for r in questions],
         )
     ]
@@ -169,5 +174,5 @@ def route_after_validation(state: State) -> list[Send] | NextStep:
             },
         )
         for r in records.values()
-        if r["status"] == "failed"
+        if r["status"] in ("failed", "changes_requested")
     ]

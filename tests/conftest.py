@@ -60,3 +60,11 @@ def app() -> Any:
 @pytest.fixture
 def thread() -> dict[str, Any]:
     return {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+
+@pytest.fixture(scope="session")
+def shop_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A freshly generated sample shop database (the one `make data` writes)."""
+    from workers import support_db
+
+    return str(support_db.generate(tmp_path_factory.mktemp("shop") / "shop.sqlite"))

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
+from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from graph.context import Context
+from graph.models import ainvoke_structured
 from graph.prompts import render, untrusted
 from graph.schemas import Subtask
 from graph.state import Usage
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class DependencyResult(BaseModel):
@@ -73,3 +78,20 @@ def citations_in(outputs: list[dict[str, Any] | None]) -> set[str]:
         for item in (out or {}).get("findings", []) + (out or {}).get("claims", []):
             found.update(item.get("citations", []))
     return found
+
+
+async def ask_worker_model(
+    worker: str, schema: type[M], prompt: str, human: str, ctx: Context
+) -> tuple[M, Usage, str]:
+    """One structured call with the worker's own model and system prompt.
+
+    Returns the parsed answer, its usage and the model spec used.
+    """
+    spec = ctx.model_for_worker(worker)
+    parsed, usage = await ainvoke_structured(
+        spec,
+        schema,
+        [SystemMessage(render(prompt)), HumanMessage(human)],
+        method=ctx.structured_output_method,
+    )
+    return parsed, usage, spec

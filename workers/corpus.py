@@ -60,14 +60,20 @@ def split_document(path: Path) -> list[Passage]:
 
 
 class Corpus:
-    """BM25 index over every passage of the `.md`/`.txt` files in a folder."""
+    """BM25 index over passages: every paragraph of a folder's `.md`/`.txt` files, or any."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    @classmethod
+    def from_folder(cls, folder: Path) -> Corpus:
+        """Index every passage of the `.md`/`.txt` files in `folder`."""
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
         if not files:
             raise FileNotFoundError(f"no .md or .txt documents in {folder}")
-        self.passages = [p for f in files for p in split_document(f)]
+        return cls([p for f in files for p in split_document(f)])
+
+    def __init__(self, passages: list[Passage]):
+        if not passages:
+            raise ValueError("nothing to index")
+        self.passages = passages
         self.by_id = {p.id: p for p in self.passages}
         self._stemmer = Stemmer.Stemmer("english")
         tokens = bm25s.tokenize(
@@ -112,7 +118,7 @@ def _signature(folder: Path) -> tuple[tuple[str, float, int], ...]:
 
 @lru_cache(maxsize=8)
 def _load(folder: str, signature: tuple[tuple[str, float, int], ...]) -> Corpus:
-    return Corpus(Path(folder))
+    return Corpus.from_folder(Path(folder))
 
 
 def load_corpus(folder: str | Path) -> Corpus:

@@ -47,6 +47,9 @@ class WorkerSpec:
     """The worker subgraph: `{"input": WorkerInput}` in, `output`/`usage`/`model` out."""
     tool: Tool | None = None
     """Instead of a subgraph: `await tool(input, context)` returns the output (no model)."""
+    blocking_findings: Callable[[dict[str, Any]], list[str]] | None = None
+    """For reviewers: the findings of a valid output that must be fixed before its dependents
+    run. Non-empty makes the subtask `changes_requested`, and the planner adds a fix round."""
 
     def __post_init__(self) -> None:
         if (self.graph is None) == (self.tool is None):
@@ -118,15 +121,26 @@ def discover_workers() -> list[WorkerSpec]:
 @lru_cache(maxsize=1)
 def default_registry() -> WorkerRegistry:
     """The built-in workers (research, writer, llm) plus discovered ones."""
-    from workers import llm, research, writer
+    from workers import (
+        analysis,
+        classify,
+        code,
+        llm,
+        lookup,
+        policy,
+        research,
+        response,
+        review,
+        writer,
+    )
 
     return WorkerRegistry(
         [
             WorkerSpec(
                 name="research",
                 capability="research",
-                description="searches the local document corpus (BM25) and returns findings "
-                "that cite the passages they come from",
+                description="searches the local document corpus (BM25), and the web when "
+                "configured, and returns findings that cite the passages they come from",
                 graph=research.build(),
                 output_schema=research.ResearchFindings,
                 check=research.check_findings,
@@ -152,6 +166,80 @@ def default_registry() -> WorkerRegistry:
                 output_schema=llm.Answer,
                 check=llm.check_answer,
                 render=llm.render_answer,
+            ),
+            WorkerSpec(
+                name="code",
+                capability="coding",
+                description="writes a Python component and its pytest tests, runs them in a "
+                "sandbox and returns the files with the test result; give it a well-scoped "
+                "component per subtask; with code results as inputs it fixes or assembles them",
+                graph=code.build(),
+                output_schema=code.CodeResult,
+                check=code.check_code,
+                render=code.render_code,
+            ),
+            WorkerSpec(
+                name="review",
+                capability="review",
+                description="reviews the results of its inputs (code or text) against the "
+                "objective and criteria and returns findings; a review that requests changes "
+                "makes the orchestrator add fix subtasks and a new review",
+                graph=review.build(),
+                output_schema=review.ReviewReport,
+                check=review.check_review,
+                render=review.render_review,
+                blocking_findings=review.blocking_findings,
+            ),
+            WorkerSpec(
+                name="data",
+                capability="data analysis",
+                description="answers a question about a CSV or SQLite dataset (name the file "
+                "in the objective) by running pandas or SQL in a sandbox; returns tables and "
+                "PNG plots",
+                graph=analysis.build(),
+                output_schema=analysis.AnalysisResult,
+                check=analysis.check_analysis,
+                render=analysis.render_analysis,
+            ),
+            WorkerSpec(
+                name="classify",
+                capability="customer service",
+                description="triages a customer's message (put the message verbatim in the "
+                "objective): intent, urgency, and the order numbers and emails it contains",
+                graph=classify.build(),
+                output_schema=classify.Classification,
+                check=classify.check_classification,
+                render=classify.render_classification,
+            ),
+            WorkerSpec(
+                name="lookup",
+                capability="customer service",
+                description="reads the customer's account and orders from the shop database "
+                "(parameterized SQL, no model), using identifiers from its inputs or objective",
+                tool=lookup.lookup,
+                output_schema=lookup.LookupResult,
+                check=lookup.check_lookup,
+                render=lookup.render_lookup,
+            ),
+            WorkerSpec(
+                name="policy",
+                capability="customer service",
+                description="finds the written customer-service rules that apply to a "
+                "request and quotes them word for word",
+                graph=policy.build(),
+                output_schema=policy.PolicyDecision,
+                check=policy.check_policy,
+                render=policy.render_policy,
+            ),
+            WorkerSpec(
+                name="response",
+                capability="customer service",
+                description="drafts the reply to the customer from lookup and policy results, "
+                "applying the rules to the order facts",
+                graph=response.build(),
+                output_schema=response.CustomerReply,
+                check=response.check_reply,
+                render=response.render_reply,
             ),
             *discover_workers(),
         ]

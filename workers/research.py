@@ -1,7 +1,8 @@
-"""Research worker: BM25 search over the local corpus, then findings with citations."""
+"""Research worker: BM25 search over the local corpus, optionally the web, then cited findings."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, Literal
 
@@ -16,9 +17,10 @@ from graph.models import ainvoke_structured
 from graph.prompts import render, untrusted
 from graph.schemas import Claim, WorkerStatus
 from graph.state import empty_usage
-from graph.text import STOPWORDS
+from graph.text import STOPWORDS, escape_attr
 from workers.base import WorkerInput, WorkerState, request_prompt
 from workers.corpus import load_corpus
+from workers.web_search import WebSearchError, get_web_search, is_web_id
 
 NAME = "research"
 FOCUSED_K = 4
@@ -36,9 +38,11 @@ class ResearchState(WorkerState, total=False):
     """Research worker state: adds the passages retrieved for the objective."""
 
     passages: list[dict[str, Any]]
-    """Retrieved passages: id, doc, title, text, score."""
+    """Retrieved passages: id, doc, title, text, and score (corpus) or url (web)."""
     docs_available: int
-    """How many distinct documents matched the query at all."""
+    """How many distinct documents matched the query at all (a web result counts as one)."""
+    web_error: str
+    """Why the web search failed, when it did; the worker goes on with the corpus."""
 
 
 def _query(inp: WorkerInput) -> str:
@@ -46,15 +50,18 @@ def _query(inp: WorkerInput) -> str:
     return " ".join(w for w in re.findall(r"[\w\-]+", text) if w.lower() not in STOPWORDS)
 
 
+def _wants_breadth(inp: WorkerInput) -> bool:
+    return any("document" in f.lower() for f in inp.feedback)
+
+
 def search_corpus(state: ResearchState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Retrieve passages; broaden to more documents when the validator asked for it."""
     inp = WorkerInput.model_validate(state["input"])
     corpus = load_corpus(runtime.context.corpus_dir)
     query = _query(inp)
-    wants_breadth = any("document" in f.lower() for f in inp.feedback)
     hits = (
         corpus.search(query, k=BROAD_K, per_doc=2)
-        if wants_breadth
+        if _wants_breadth(inp)
         else corpus.search(query, k=FOCUSED_K)
     )
     available = {h.passage.doc for h in corpus.search(query, k=50)}
@@ -68,31 +75,72 @@ def search_corpus(state: ResearchState, runtime: Runtime[Context]) -> dict[str, 
         }
         for h in hits
     ]
-    update: dict[str, Any] = {"passages": passages, "docs_available": len(available)}
-    if not passages:
-        update["output"] = ResearchFindings(
-            status="needs_clarification",
-            question=f"The corpus has nothing matching “{inp.subtask.objective}”. "
-            "What should I search for instead?",
-        ).model_dump()
-        update["usage"] = empty_usage()
-        update["model"] = "-"
-    return update
+    return {"passages": passages, "docs_available": len(available)}
 
 
-def route_after_search(state: ResearchState) -> Literal["extract_findings", "__end__"]:
+async def search_web(state: ResearchState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Add web results as passages when `web_search` is set; a failed search is only noted."""
+    spec = runtime.context.web_search.strip()
+    if not spec:
+        return {}
+    inp = WorkerInput.model_validate(state["input"])
+    # Building the provider imports and configures langchain-community: not on the loop.
+    provider = await asyncio.to_thread(get_web_search, spec)
+    k = BROAD_K if _wants_breadth(inp) else FOCUSED_K
+    try:
+        results = await provider.search(_query(inp), k)
+    except WebSearchError as exc:
+        return {"web_error": str(exc)}
+    web = [
+        {"id": r.id, "doc": r.id, "title": r.title, "text": r.snippet, "url": r.url}
+        for r in results
+    ]
+    return {
+        "passages": state.get("passages", []) + web,
+        "docs_available": state.get("docs_available", 0) + len(web),
+    }
+
+
+def route_after_search(state: ResearchState) -> Literal["extract_findings", "ask_for_terms"]:
     """Skip the model when retrieval found nothing (the worker asks a question instead)."""
-    return "__end__" if "output" in state else "extract_findings"
+    return "extract_findings" if state.get("passages") else "ask_for_terms"
+
+
+def ask_for_terms(state: ResearchState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Nothing matched: ask a person what to search for instead."""
+    inp = WorkerInput.model_validate(state["input"])
+    found = (
+        "Neither the corpus nor the web search has anything"
+        if runtime.context.web_search.strip()
+        else "The corpus has nothing"
+    )
+    output = ResearchFindings(
+        status="needs_clarification",
+        question=f"{found} matching “{inp.subtask.objective}”. What should I search for instead?",
+    ).model_dump()
+    if "web_error" in state:
+        output["web_error"] = state["web_error"]
+    return {"output": output, "usage": empty_usage(), "model": "-"}
+
+
+def _passage_block(p: dict[str, Any]) -> str:
+    attrs = f'id="{p["id"]}" title="{escape_attr(untrusted(p["title"]))}"'
+    if "url" in p:
+        attrs += f' url="{escape_attr(untrusted(p["url"]))}"'
+    return f"<passage {attrs}>{untrusted(p['text'])}</passage>"
+
+
+def _source(p: dict[str, Any]) -> dict[str, Any]:
+    if "url" in p:  # the snippet is all there is to check a web citation against later
+        return {"id": p["id"], "title": p["title"], "url": p["url"], "text": p["text"]}
+    return {"id": p["id"], "title": p["title"], "score": p["score"]}
 
 
 async def extract_findings(state: ResearchState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Ask the worker model for cited findings from the retrieved passages."""
     inp = WorkerInput.model_validate(state["input"])
     spec = runtime.context.model_for_worker(NAME)
-    passages = "\n".join(
-        f'<passage id="{p["id"]}" title="{untrusted(p["title"])}">{untrusted(p["text"])}</passage>'
-        for p in state["passages"]
-    )
+    passages = "\n".join(_passage_block(p) for p in state["passages"])
     findings, usage = await ainvoke_structured(
         spec,
         ResearchFindings,
@@ -100,10 +148,10 @@ async def extract_findings(state: ResearchState, runtime: Runtime[Context]) -> d
         method=runtime.context.structured_output_method,
     )
     output = findings.model_dump()
-    output["sources"] = [
-        {"id": p["id"], "title": p["title"], "score": p["score"]} for p in state["passages"]
-    ]
+    output["sources"] = [_source(p) for p in state["passages"]]
     output["docs_available"] = state.get("docs_available", 0)
+    if "web_error" in state:
+        output["web_error"] = state["web_error"]
     return {"output": output, "usage": usage, "model": spec}
 
 
@@ -116,23 +164,39 @@ def render_findings(output: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _document(passage_id: str) -> str:
+    """What the breadth rule counts: the corpus document, or the URL of a web result."""
+    return passage_id if is_web_id(passage_id) else passage_id.split("#")[0]
+
+
 def check_findings(output: dict[str, Any], inp: WorkerInput, ctx: Context) -> list[str]:
-    """Research rules: every finding cites a retrieved passage that exists; breadth of sources."""
+    """Research rules: every finding cites a retrieved passage that exists; breadth of sources.
+
+    A web passage exists only as a result of this attempt's search, so a `web:` citation must
+    be among this output's sources; a corpus citation must also exist in the corpus.
+    """
     problems: list[str] = []
     findings = output.get("findings", [])
     if not findings:
         return ["no findings were returned"]
-    corpus = load_corpus(ctx.corpus_dir)
     retrieved = {s["id"] for s in output.get("sources", [])}
+    cited = {c for f in findings for c in f.get("citations", [])}
+    in_corpus = load_corpus(ctx.corpus_dir).by_id if any(not is_web_id(c) for c in cited) else {}
     for i, f in enumerate(findings, start=1):
         if not f.get("citations"):
             problems.append(f"finding {i} cites no passage")
         for cite in f.get("citations", []):
-            if cite not in corpus.by_id:
+            if is_web_id(cite):
+                if cite not in retrieved:
+                    problems.append(
+                        f"finding {i} cites {cite!r}, which is not one of the web results "
+                        "retrieved for this attempt"
+                    )
+            elif cite not in in_corpus:
                 problems.append(f"finding {i} cites {cite!r}, which does not exist in the corpus")
             elif cite not in retrieved:
                 problems.append(f"finding {i} cites {cite!r}, which was not retrieved for it")
-    docs = {c.split("#")[0] for f in findings for c in f.get("citations", [])}
+    docs = {_document(c) for c in cited}
     if len(docs) < 2 <= int(output.get("docs_available", 0)):
         problems.append(
             f"all findings come from one document ({', '.join(docs)}); "
@@ -145,8 +209,12 @@ def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the research worker subgraph."""
     builder = StateGraph(ResearchState, context_schema=Context)
     builder.add_node(search_corpus)
+    builder.add_node(search_web)
+    builder.add_node(ask_for_terms)
     builder.add_node(extract_findings)
     builder.add_edge(START, "search_corpus")
-    builder.add_conditional_edges("search_corpus", route_after_search)
+    builder.add_edge("search_corpus", "search_web")
+    builder.add_conditional_edges("search_web", route_after_search)
+    builder.add_edge("ask_for_terms", END)
     builder.add_edge("extract_findings", END)
     return builder.compile(name="research", checkpointer=False)

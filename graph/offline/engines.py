@@ -161,6 +161,9 @@ def report(system: str, human: str) -> dict[str, Any]:
 
     topic, _ = topic_and_aspects(tag(human, "request"))
     results = tag_blocks(tag(human, "results"), "result")
+    if results and all(attrs.get("worker") == "response" for attrs, _ in results):
+        drafts = "\n\n".join(text for _, text in results)
+        return {"title": "Reply to the customer", "markdown": f"# Draft reply\n\n{drafts}"}
     summary = [r for r in results if r[0].get("title", "").lower() == "summary"]
     body = [r for r in results if r not in summary]
     parts = [f"# {topic[:1].upper() + topic[1:]}"]
@@ -185,3 +188,45 @@ def verdict(system: str, human: str) -> dict[str, Any]:
     present = set(keywords(output))
     missing = [t for t in terms if t not in present]
     return {"accept": False, "feedback": f"the output does not address: {', '.join(missing)}"}
+
+
+def code_submission(system: str, human: str) -> dict[str, Any]:
+    """Offline mode does not write code: it says so, and the subtask fails with that reason."""
+    return {
+        "status": "failed",
+        "error": "offline mode does not write code; configure a model for the code worker "
+        "(FOREMAN_WORKER_MODEL or worker_models)",
+        "files": [],
+    }
+
+
+def review_report(system: str, human: str) -> dict[str, Any]:
+    """A rule-based review: failing or missing tests and placeholders are findings."""
+    findings: list[dict[str, Any]] = []
+    inputs = tag_blocks(tag(human, "inputs"), "input")
+    for attrs, body in inputs:
+        subject = attrs.get("id", "")
+        if "tests: FAILED" in body:
+            findings.append({"subject": subject, "severity": "blocker", "issue": "its tests fail"})
+        elif "```python" in body and "def test_" not in body:
+            findings.append(
+                {"subject": subject, "severity": "major", "issue": "the code has no tests"}
+            )
+        for marker in ("TODO", "NotImplementedError", "FIXME"):
+            if marker in body:
+                findings.append(
+                    {
+                        "subject": subject,
+                        "severity": "major",
+                        "issue": f"unfinished code ({marker})",
+                    }
+                )
+                break
+    approved = not findings
+    summary = (
+        f"Checked {len(inputs)} input(s) by rule (offline): tests present and passing, "
+        "no placeholders."
+        if approved
+        else f"{len(findings)} finding(s) in {len({f['subject'] for f in findings})} input(s)."
+    )
+    return {"status": "done", "approved": approved, "findings": findings, "summary": summary}

@@ -14,7 +14,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from graph.offline import engines
+from graph.offline import analysis, engines, support
 from graph.text import estimate_tokens
 
 Engine = Callable[[str, str], dict[str, Any]]
@@ -26,6 +26,12 @@ ENGINES: dict[str, Engine] = {
     "Answer": engines.answer,
     "Report": engines.report,
     "Verdict": engines.verdict,
+    "CodeSubmission": engines.code_submission,
+    "ReviewReport": engines.review_report,
+    "AnalysisScript": analysis.analysis_script,
+    "Classification": support.classification,
+    "PolicyDecision": support.policy_decision,
+    "CustomerReply": support.customer_reply,
 }
 
 

@@ -44,7 +44,90 @@ def _apply_feedback(aspects: list[str], feedback: str) -> list[str]:
     return out
 
 
+_SUPPORT_LEAD = re.compile(
+    r"^\s*(?:(?:a |the )?customer(?:'s)? (?:message|email|ticket|writes|asks)|support ticket|"
+    r"reply to (?:this|the) customer)[^:]*:\s*",
+    re.I,
+)
+_DATA = re.compile(r"\.(?:csv|sqlite|db)\b|\bdata ?set\b", re.I)
+SUPPORT_WORKERS = {"classify", "lookup", "policy", "response"}
+
+
+def support_plan(message: str, sender: str = "") -> dict[str, Any]:
+    """Triage the message, look up and check policy in parallel, then draft the reply."""
+    quoted = message.strip().strip('"“”')
+    if sender:  # the account writing matters: orders are discussed with their owner only
+        quoted = f"(from {sender}) {quoted}"
+    return {
+        "goal": "Answer the customer's message correctly under the shop's policy.",
+        "subtasks": [
+            {
+                "id": "classify",
+                "worker": "classify",
+                "objective": f"Classify this customer message: {quoted}",
+                "expected_output": "Intent, urgency, and the identifiers in the message.",
+                "acceptance_criteria": ["identifiers are copied from the message"],
+                "feeds_answer": False,
+            },
+            {
+                "id": "lookup",
+                "worker": "lookup",
+                "objective": f"Look up the account and orders this message is about: {quoted}",
+                "inputs": ["classify"],
+                "expected_output": "The customer's account and the orders mentioned.",
+                "feeds_answer": False,
+            },
+            {
+                "id": "policy",
+                "worker": "policy",
+                "objective": f"Find the policy rules that apply to this request: {quoted}",
+                "inputs": ["classify"],
+                "expected_output": "The applicable rules, quoted.",
+                "acceptance_criteria": ["every quote is the rule's own words"],
+                "feeds_answer": False,
+            },
+            {
+                "id": "response",
+                "worker": "response",
+                "objective": f"Draft the reply to this customer message: {quoted}",
+                "inputs": ["lookup", "policy"],
+                "expected_output": "A reply ready to send, applying the rules to the order.",
+                "acceptance_criteria": ["uses only looked-up orders and quoted rules"],
+            },
+        ],
+    }
+
+
+def data_plan(request: str) -> dict[str, Any]:
+    """One analysis subtask: the data worker plans its own script."""
+    return {
+        "goal": "Answer the question from the dataset, with a table and a chart if useful.",
+        "subtasks": [
+            {
+                "id": "analysis",
+                "worker": "data",
+                "objective": request.strip(),
+                "expected_output": "The answer as a printed table, and a PNG plot if asked.",
+                "acceptance_criteria": ["the script ran in the sandbox and printed the answer"],
+            }
+        ],
+    }
+
+
 def plan_from_request(
+    request: str, feedback: str, workers: list[str], max_subtasks: int
+) -> dict[str, Any]:
+    """Route by the kind of request; by default a cited report, researched section by section."""
+    lead = _SUPPORT_LEAD.match(request)
+    if lead and SUPPORT_WORKERS <= set(workers):
+        sender = re.search(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", lead.group(0))
+        return support_plan(request[lead.end() :], sender.group(0) if sender else "")
+    if _DATA.search(request) and "data" in workers:
+        return data_plan(request)
+    return report_plan(request, feedback, workers, max_subtasks)
+
+
+def report_plan(
     request: str, feedback: str, workers: list[str], max_subtasks: int
 ) -> dict[str, Any]:
     """Outline the request, research each section in parallel, write each, then sum up."""
