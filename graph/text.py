@@ -99,3 +99,23 @@ def tag(text: str, name: str) -> str:
 def escape_attr(value: str) -> str:
     """Make a value safe inside a double-quoted prompt attribute."""
     return value.replace('"', "'").replace("\n", " ")
+
+
+# Sentences addressed to a model rather than to a reader: a retrieved document or a worker's
+# output may carry them (prompt injection). They are data, so they are set aside and
+# reported instead of being shown to the next model as if they were content.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.!?]{0,40}\b(?:instructions|prompt|rules|"
+    r"guidelines)\b|\b(?:note|message) to (?:the )?(?:ai|llm|assistant|model|agent)s?\b|"
+    r"\byou are now\b|\bsystem prompt\b|\bnew instructions\b",
+    re.I,
+)
+
+
+def set_aside_instructions(text: str) -> tuple[str, list[str]]:
+    """Split `text` into its content and the sentences that try to instruct a model."""
+    kept: list[str] = []
+    removed: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        (removed if _INSTRUCTION.search(sentence) else kept).append(sentence)
+    return " ".join(kept).strip(), removed

@@ -24,6 +24,7 @@ from graph.schemas import WorkerStatus
 from graph.state import empty_usage
 from workers.artifacts import Artifact, store
 from workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
+from workers.sandbox import SandboxLimits, SandboxUnavailable, run_sandboxed
 
 NAME = "data"
 SUFFIXES = {".csv": "csv", ".sqlite": "sqlite", ".db": "sqlite", ".sqlite3": "sqlite"}
@@ -150,8 +151,6 @@ async def run_analysis(state: AnalysisState, runtime: Runtime[Context]) -> dict[
     ctx = runtime.context
     out = AnalysisResult.model_validate(state["output"])
     path = Path(state["dataset"])
-    from workers.sandbox import SandboxLimits, SandboxUnavailable, run_sandboxed  # TEMP
-
     data = await asyncio.to_thread(path.read_bytes)
     try:
         result = await run_sandboxed(

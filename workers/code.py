@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from graph.context import Context
 from graph.schemas import WorkerStatus
 from workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
+from workers.sandbox import SandboxLimits, SandboxUnavailable, run_sandboxed
 
 NAME = "code"
 PYTEST = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", "pytest.ini"]
@@ -94,8 +95,6 @@ async def run_tests(state: WorkerState, runtime: Runtime[Context]) -> dict[str, 
         return {"output": out.model_dump()}
     files = inherited_files(inp) | {f.path: f.content for f in out.files}
     out.files = [SourceFile(path=p, content=c) for p, c in sorted(files.items())]
-    from workers.sandbox import SandboxLimits, SandboxUnavailable, run_sandboxed  # TEMP
-
     limits = SandboxLimits(wall_seconds=runtime.context.sandbox_timeout_s)
     try:
         result = await run_sandboxed(PYTEST, {"pytest.ini": PYTEST_INI, **files}, limits)

@@ -17,7 +17,7 @@ from graph.models import ainvoke_structured
 from graph.prompts import render, untrusted
 from graph.schemas import Claim, WorkerStatus
 from graph.state import empty_usage
-from graph.text import STOPWORDS, escape_attr
+from graph.text import STOPWORDS, escape_attr, set_aside_instructions
 from workers.base import WorkerInput, WorkerState, request_prompt
 from workers.corpus import load_corpus
 from workers.web_search import WebSearchError, get_web_search, is_web_id
@@ -140,7 +140,13 @@ async def extract_findings(state: ResearchState, runtime: Runtime[Context]) -> d
     """Ask the worker model for cited findings from the retrieved passages."""
     inp = WorkerInput.model_validate(state["input"])
     spec = runtime.context.model_for_worker(NAME)
-    passages = "\n".join(_passage_block(p) for p in state["passages"])
+    shown, flagged = [], []
+    for p in state["passages"]:
+        text, removed = set_aside_instructions(p["text"])
+        flagged += [{"id": p["id"], "text": r} for r in removed]
+        if text:
+            shown.append({**p, "text": text})
+    passages = "\n".join(_passage_block(p) for p in shown)
     findings, usage = await ainvoke_structured(
         spec,
         ResearchFindings,
@@ -148,7 +154,9 @@ async def extract_findings(state: ResearchState, runtime: Runtime[Context]) -> d
         method=runtime.context.structured_output_method,
     )
     output = findings.model_dump()
-    output["sources"] = [_source(p) for p in state["passages"]]
+    output["sources"] = [_source(p) for p in shown]
+    if flagged:  # kept for the audit trail, never shown to the model as content
+        output["flagged"] = flagged
     output["docs_available"] = state.get("docs_available", 0)
     if "web_error" in state:
         output["web_error"] = state["web_error"]
