@@ -93,7 +93,9 @@ class Context:
         metadata={"description": "Folder of CSV and SQLite files the data worker may analyse."},
     )
     artifacts_dir: str = field(
-        default_factory=lambda: _env("FOREMAN_ARTIFACTS", ".foreman/artifacts"),
+        default_factory=lambda: _env(
+            "FOREMAN_ARTIFACTS", str(Path(_env("FOREMAN_HOME", ".foreman")) / "artifacts")
+        ),
         metadata={"description": "Where workers store files they produce (plots), by content."},
     )
     sandbox_timeout_s: float = field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import re
 import sqlite3
 from itertools import islice
 from pathlib import Path
@@ -68,7 +69,15 @@ def datasets(folder: str) -> list[Path]:
 def choose_dataset(objective: str, available: list[Path]) -> Path | None:
     """The dataset the objective names (file name or stem), or the only one there is."""
     text = objective.lower()
-    named = [p for p in available if p.name.lower() in text or p.stem.lower() in text]
+
+    def named_in(p: Path) -> bool:
+        # The file name anywhere; the bare stem only as a word of 3+ letters ("a" is English).
+        stem = p.stem.lower()
+        return p.name.lower() in text or (
+            len(stem) >= 3 and re.search(rf"\b{re.escape(stem)}\b", text) is not None
+        )
+
+    named = [p for p in available if named_in(p)]
     if named:
         return max(named, key=lambda p: len(p.name))
     return available[0] if len(available) == 1 else None

@@ -17,7 +17,14 @@ from workers.base import WorkerInput, WorkerState, ask_worker_model, request_pro
 from workers.sandbox import SandboxLimits, SandboxUnavailable, run_sandboxed
 
 NAME = "code"
-PYTEST = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", "pytest.ini"]
+# Plugins installed beside Foreman (langsmith's, pytest-socket, ...) are not the component's
+# business, and importing them costs a second per run.
+PYTEST = [
+    "python",
+    "-c",
+    "import os, sys; os.environ['PYTEST_DISABLE_PLUGIN_AUTOLOAD'] = '1'; import pytest; "
+    "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-c', 'pytest.ini']))",
+]
 # An ini file in the working directory pins pytest's rootdir there: it never looks upward.
 PYTEST_INI = "[pytest]\naddopts = --no-header -rfE\n"
 OUTPUT_TAIL = 4000
