@@ -139,8 +139,8 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         parts.insert(0, "> **Budget reached**: some subtasks were not run; see Gaps.")
     if ctx.synthesizer_model.split(":")[0] == "offline":
         kinds = {r["worker"] for r in records.values()}
-        sources = [v.format(corpus=ctx.corpus_dir) for k, v in SOURCE_KINDS.items() if k in kinds]
-        parts.insert(0, OFFLINE_NOTICE.format(sources="; ".join(sources) or "no sources"))
+        found = [v.format(corpus=ctx.corpus_dir) for k, v in SOURCE_KINDS.items() if k in kinds]
+        parts.insert(0, OFFLINE_NOTICE.format(sources="; ".join(found) or "no sources"))
     answer = "\n\n".join(p for p in parts if p)
     return {
         "answer": answer,
