@@ -26,7 +26,7 @@ demo: $(STAMP) data ## Run the patterns offline: a cited report, then a customer
 
 data: data/support/shop.sqlite ## Create the sample customer-service database
 
-data/support/shop.sqlite: workers/support_db.py scripts/make_support_db.py | $(STAMP)
+data/support/shop.sqlite: workers/support_sample.py scripts/make_support_db.py | $(STAMP)
 	$(BIN)/python scripts/make_support_db.py --out $@
 
 lint: $(STAMP) ## ruff and mypy

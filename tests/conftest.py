@@ -65,6 +65,6 @@ def thread() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def shop_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A freshly generated sample shop database (the one `make data` writes)."""
-    from workers import support_db
+    from workers.support_sample import generate
 
-    return str(support_db.generate(tmp_path_factory.mktemp("shop") / "shop.sqlite"))
+    return str(generate(tmp_path_factory.mktemp("shop") / "shop.sqlite"))

@@ -15,16 +15,15 @@ from pathlib import Path
 import pytest
 
 from workers.support_db import (
-    DEMO_CASES,
     TABLES,
     connect_readonly,
     extract_keys,
     find_customer,
     find_orders,
-    generate,
     lookup,
     table_counts,
 )
+from workers.support_sample import DEMO_CASES, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2026, 11, 1)
