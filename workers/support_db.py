@@ -54,6 +54,7 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
 
 
 def placeholders(n: int) -> str:
+    """`?, ?, ...`: one bound-parameter marker per value."""
     return ", ".join("?" * n)
 
 
