@@ -6,6 +6,7 @@ the scripted models and through a real ChatOpenAI over loopback HTTP.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -268,3 +269,46 @@ def fetch():
     assert values["status"] == "done"
     assert "def slugify" in values["answer"]
     assert "net" in values["answer"]  # listed as a gap
+
+
+HOSTILE = {
+    "network": ("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)", "network"),
+    "read outside": ("open('/etc/passwd').read()", "Permission denied"),
+    "write outside": ("open('/tmp/foreman-escape-test', 'w').write('x')", "Permission denied"),
+    "fork bomb": ("import os\nwhile True:\n    os.fork()", "process limit"),
+    "memory bomb": ("x = []\nwhile True:\n    x.append(bytearray(10**7))", "memory limit"),
+    "endless loop": ("while True:\n    pass", "limit of 3 s exceeded"),
+    "gigabytes of output": ("while True:\n    print('x' * 10000)", "output limit"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+async def test_hostile_code_is_stopped_and_reported(
+    case: str, models: dict[str, ScriptedChatModel], thread: dict[str, Any]
+) -> None:
+    body, reason = HOSTILE[case]
+    test = "def test_it():\n" + "".join(f"    {line}\n" for line in body.splitlines())
+    plan = {
+        "goal": "two components",
+        "subtasks": [
+            {"id": "ok", "worker": "code", "objective": "Write slugify.py"},
+            {"id": "bad", "worker": "code", "objective": "Write the hostile component"},
+        ],
+    }
+    models["planner"].on("Plan", "toolkit", plan)
+    models["worker"].on(
+        "CodeSubmission",
+        "Write slugify.py",
+        {"files": files(slugify__py=SLUGIFY, test_slugify__py=TEST_SLUGIFY)},
+    )
+    models["worker"].on("CodeSubmission", "hostile", {"files": files(test_bad__py=test)})
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    ctx = scripted_context(max_replans=0, max_attempts=1, sandbox_timeout_s=3)
+    await app.ainvoke({"request": "a toolkit"}, thread, context=ctx)
+    results = (await app.aget_state(thread)).values["results"]
+    assert results["ok"]["status"] == "accepted"
+    assert results["bad"]["status"] == "failed"
+    assert reason in (results["bad"]["error"] or ""), results["bad"]["error"]
+    values = await app.ainvoke(Command(resume={"action": "skip"}), thread, context=ctx)
+    assert values["status"] == "done"  # the run went on without it
+    assert not os.path.exists("/tmp/foreman-escape-test")

@@ -539,8 +539,9 @@ def _diagnose(
         return None
     if guard.blocked:
         return "network access is blocked in the sandbox"
-    # The rest can only be inferred from the program's own error messages.
-    tail = output.text()[1][-4000:]
+    # The rest can only be inferred from the program's own error messages, which a test
+    # runner (pytest) prints on stdout.
+    tail = "\n".join(text[-4000:] for text in output.text())
     if sig == signal.SIGXFSZ or "File too large" in tail:
         return f"file-size limit of {_size(limits.max_file_bytes)} exceeded"
     if re.search(r"BlockingIOError: \[Errno 11\]|can't start new thread|fork: retry", tail):
