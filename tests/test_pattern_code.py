@@ -311,4 +311,4 @@ async def test_hostile_code_is_stopped_and_reported(
     assert reason in (results["bad"]["error"] or ""), results["bad"]["error"]
     values = await app.ainvoke(Command(resume={"action": "skip"}), thread, context=ctx)
     assert values["status"] == "done"  # the run went on without it
-    assert not os.path.exists("/tmp/foreman-escape-test")
+    assert not os.path.exists("/tmp/foreman-escape-test")  # noqa: ASYNC240
