@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypedDict, TypeVar
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from graph.context import Context
@@ -95,3 +99,32 @@ async def ask_worker_model(
         method=ctx.structured_output_method,
     )
     return parsed, usage, spec
+
+
+def one_call_worker(
+    name: str,
+    schema: type[BaseModel],
+    *,
+    node: str,
+    prompt: str | None = None,
+    human: Callable[[WorkerInput], str] = request_prompt,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile a worker that is one structured call of its model.
+
+    The system prompt is `prompts/<prompt or name>.md`; `human` renders the request (the
+    subtask and its inputs by default); the node is named `node` in the subgraph.
+    """
+
+    async def call(state: WorkerState, runtime: Runtime[Context]) -> dict[str, Any]:
+        inp = WorkerInput.model_validate(state["input"])
+        result, usage, spec = await ask_worker_model(
+            name, schema, prompt or name, human(inp), runtime.context
+        )
+        return {"output": result.model_dump(), "usage": usage, "model": spec}
+
+    call.__doc__ = f"Ask the {name} worker's model for a {schema.__name__}."
+    builder = StateGraph(WorkerState, context_schema=Context)
+    builder.add_node(node, call)
+    builder.add_edge(START, node)
+    builder.add_edge(node, END)
+    return builder.compile(name=name, checkpointer=False)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.runtime import Runtime
 from pydantic import Field
 
 from graph.context import Context
 from graph.schemas import WorkerStatus
-from workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
+from workers.base import WorkerInput, one_call_worker
 
 NAME = "classify"
 Intent = Literal[
@@ -44,15 +42,6 @@ class Classification(WorkerStatus):
         default_factory=list, description="Order numbers written in the message, verbatim."
     )
     summary: str = Field(default="", description="The request in one neutral sentence.")
-
-
-async def classify(state: WorkerState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Ask the (cheap) classifier model."""
-    inp = WorkerInput.model_validate(state["input"])
-    result, usage, spec = await ask_worker_model(
-        NAME, Classification, "classify", request_prompt(inp), runtime.context
-    )
-    return {"output": result.model_dump(), "usage": usage, "model": spec}
 
 
 def _message(inp: WorkerInput) -> str:
@@ -89,8 +78,4 @@ def render_classification(output: dict[str, Any]) -> str:
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the classify worker subgraph."""
-    builder = StateGraph(WorkerState, context_schema=Context)
-    builder.add_node(classify)
-    builder.add_edge(START, "classify")
-    builder.add_edge("classify", END)
-    return builder.compile(name=NAME, checkpointer=False)
+    return one_call_worker(NAME, Classification, node="classify")

@@ -6,15 +6,13 @@ import json
 import re
 from typing import Any
 
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.runtime import Runtime
 from pydantic import Field
 
 from graph.context import Context
 from graph.prompts import untrusted
 from graph.schemas import WorkerStatus
-from workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
+from workers.base import WorkerInput, one_call_worker, request_prompt
 
 NAME = "response"
 _ORDER_ID = re.compile(r"\b[A-Z]\d{5}\b")
@@ -46,15 +44,10 @@ def facts(inp: WorkerInput) -> dict[str, Any]:
     }
 
 
-async def respond(state: WorkerState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Ask the response model for the reply."""
-    inp = WorkerInput.model_validate(state["input"])
+def _request(inp: WorkerInput) -> str:
+    """The request, and the inputs' structured outputs as the facts the reply may use."""
     known = json.dumps(facts(inp), indent=1, default=str)
-    reply, usage, spec = await ask_worker_model(
-        NAME, CustomerReply, "response",
-        request_prompt(inp) + f"\n<facts>\n{untrusted(known)}\n</facts>", runtime.context,
-    )  # fmt: skip
-    return {"output": reply.model_dump(), "usage": usage, "model": spec}
+    return request_prompt(inp) + f"\n<facts>\n{untrusted(known)}\n</facts>"
 
 
 def check_reply(output: dict[str, Any], inp: WorkerInput, ctx: Context) -> list[str]:
@@ -100,8 +93,4 @@ def render_reply(output: dict[str, Any]) -> str:
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the response worker subgraph."""
-    builder = StateGraph(WorkerState, context_schema=Context)
-    builder.add_node(respond)
-    builder.add_edge(START, "respond")
-    builder.add_edge("respond", END)
-    return builder.compile(name=NAME, checkpointer=False)
+    return one_call_worker(NAME, CustomerReply, node="respond", human=_request)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from graph.context import Context
 from graph.schemas import WorkerStatus
-from workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
+from workers.base import WorkerInput, one_call_worker
 
 NAME = "review"
 BLOCKING = ("blocker", "major")
@@ -35,15 +33,6 @@ class ReviewReport(WorkerStatus):
     approved: bool = Field(default=False, description="True when nothing blocker or major remains.")
     findings: list[ReviewFinding] = Field(default_factory=list, description="Problems found.")
     summary: str = Field(default="", description="One or two sentences on the overall state.")
-
-
-async def review(state: WorkerState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Ask the reviewer model for findings on the inputs."""
-    inp = WorkerInput.model_validate(state["input"])
-    report, usage, spec = await ask_worker_model(
-        NAME, ReviewReport, "review", request_prompt(inp), runtime.context
-    )
-    return {"output": report.model_dump(), "usage": usage, "model": spec}
 
 
 def blocking_findings(output: dict[str, Any]) -> list[str]:
@@ -91,8 +80,4 @@ def render_review(output: dict[str, Any]) -> str:
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the review worker subgraph."""
-    builder = StateGraph(WorkerState, context_schema=Context)
-    builder.add_node(review)
-    builder.add_edge(START, "review")
-    builder.add_edge("review", END)
-    return builder.compile(name=NAME, checkpointer=False)
+    return one_call_worker(NAME, ReviewReport, node="review")

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import HumanMessage, SystemMessage
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.runtime import Runtime
 from pydantic import Field
 
 from graph.context import Context
-from graph.models import ainvoke_structured
-from graph.prompts import render
 from graph.schemas import Claim, WorkerStatus
-from workers.base import WorkerInput, WorkerState, citations_in, request_prompt
+from workers.base import WorkerInput, citations_in, one_call_worker
 
 NAME = "writer"
 
@@ -25,19 +20,6 @@ class Section(WorkerStatus):
     title: str = Field(default="", description="Section title.")
     markdown: str = Field(default="", description="Section body with citation markers.")
     claims: list[Claim] = Field(default_factory=list, description="Statements and citations.")
-
-
-async def write_section(state: WorkerState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Ask the writer model for the section."""
-    inp = WorkerInput.model_validate(state["input"])
-    spec = runtime.context.model_for_worker(NAME)
-    section, usage = await ainvoke_structured(
-        spec,
-        Section,
-        [SystemMessage(render("writer")), HumanMessage(request_prompt(inp))],
-        method=runtime.context.structured_output_method,
-    )
-    return {"output": section.model_dump(), "usage": usage, "model": spec}
 
 
 def render_section(output: dict[str, Any]) -> str:
@@ -63,8 +45,4 @@ def check_section(output: dict[str, Any], inp: WorkerInput, ctx: Context) -> lis
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the writer worker subgraph."""
-    builder = StateGraph(WorkerState, context_schema=Context)
-    builder.add_node(write_section)
-    builder.add_edge(START, "write_section")
-    builder.add_edge("write_section", END)
-    return builder.compile(name="writer", checkpointer=False)
+    return one_call_worker(NAME, Section, node="write_section")
