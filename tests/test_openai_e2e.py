@@ -22,7 +22,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import RetryPolicy
 
 from graph import Context, build_graph
-from graph.models import load_chat_model
 from graph.offline.model import ENGINES
 from graph.orchestrator import TRANSIENT
 from graph.prompts import untrusted
@@ -32,8 +31,10 @@ from tests.support.openai_server import (
     OpenAICompatServer,
     Reply,
     requested_schema_name,
+    split_messages,
     structured_reply,
 )
+from tests.support.scripted_http import serve
 
 # Fixed usage each model reports per answered request: (prompt_tokens, completion_tokens).
 TOKENS = {
@@ -52,23 +53,6 @@ CITATION = re.compile(r"\[([a-z0-9-]+#p\d+)\]")
 
 # Decides, before the offline engine runs, whether a request gets an error instead.
 Fault = Callable[[dict, str, str], tuple[int, str] | None]
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    parts = content if isinstance(content, list) else []
-    return "\n".join(p.get("text", "") for p in parts if isinstance(p, dict))
-
-
-def split_messages(request: dict) -> tuple[str, str]:
-    """System (or developer) text and the rest, joined as the offline model joins them."""
-    messages = request.get("messages") or []
-    system = [_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
-    other = [
-        _text(m.get("content")) for m in messages if m.get("role") not in ("system", "developer")
-    ]
-    return "\n".join(system), "\n".join(other)
 
 
 class OfflineResponder:
@@ -128,18 +112,8 @@ def server(
     responder: OfflineResponder, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[OpenAICompatServer]:
     """A loopback server the `local:` provider points at; no proxies, no client retries."""
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-        monkeypatch.delenv(var.lower(), raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with OpenAICompatServer(responder) as srv:
-        monkeypatch.setenv("LOCAL_BASE_URL", srv.base_url)
-        monkeypatch.setenv("LOCAL_API_KEY", "test")
-        monkeypatch.setenv("FOREMAN_HTTP_RETRIES", "0")
-        monkeypatch.setenv("FOREMAN_HTTP_TIMEOUT", "10")
-        load_chat_model.cache_clear()  # models are cached per spec, with the old base URL
+    with serve(responder, monkeypatch) as srv:
         yield srv
-    load_chat_model.cache_clear()
 
 
 @pytest.fixture

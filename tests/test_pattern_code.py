@@ -16,7 +16,7 @@ from langgraph.types import Command
 from graph import build_graph
 from tests.conftest import scripted_context
 from tests.support.scripted import ScriptedChatModel
-from tests.support.scripted_http import serve_scripted
+from tests.support.scripted_http import run_scripted
 
 REQUEST = "Build a small text toolkit: a slugify function, a word counter, and a summary helper."
 
@@ -180,15 +180,7 @@ async def test_code_generation_pattern(
 ) -> None:
     script(models)
     app = build_graph().compile(checkpointer=InMemorySaver())
-    roles = dict(planner_model="planner", worker_model="worker", synthesizer_model="synth")
-    if transport == "http":
-        with serve_scripted(models, monkeypatch):
-            ctx = scripted_context(**{k: f"local:{v}" for k, v in roles.items()})
-            values = await app.ainvoke({"request": REQUEST}, thread, context=ctx)
-    else:
-        values = await app.ainvoke({"request": REQUEST}, thread, context=scripted_context())
-
-    values = (await app.aget_state(thread)).values
+    values = await run_scripted(app, REQUEST, thread, transport, models, monkeypatch)
     assert values["status"] == "done", values.get("error")
     # Plan shape: the planner's plan, then the fix round the failed review caused.
     sources = [p["source"] for p in values["plan_history"]]

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import build_graph
-from tests.conftest import scripted_context
+from graph import Context, build_graph
 from tests.support.scripted import ScriptedChatModel
-from tests.support.scripted_http import serve_scripted
+from tests.support.scripted_http import run_scripted
 from workers.corpus import load_corpus
 
 REQUEST = "Write a report on heat pumps: efficiency, running costs and noise"
@@ -30,15 +29,7 @@ async def test_research_and_report_pattern(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app = build_graph().compile(checkpointer=InMemorySaver())
-    roles = dict(planner_model="planner", worker_model="worker", synthesizer_model="synth")
-    if transport == "http":
-        with serve_scripted(models, monkeypatch):
-            ctx = scripted_context(**{k: f"local:{v}" for k, v in roles.items()})
-            await app.ainvoke({"request": REQUEST}, thread, context=ctx)
-    else:
-        ctx = scripted_context()
-        await app.ainvoke({"request": REQUEST}, thread, context=ctx)
-    values = (await app.aget_state(thread)).values
+    values = await run_scripted(app, REQUEST, thread, transport, models, monkeypatch)
     assert values["status"] == "done", values.get("error")
 
     # Plan shape: independent research per section, a writer per section, a summary.
@@ -56,7 +47,7 @@ async def test_research_and_report_pattern(
         assert results[w["id"]]["attempts"][-1]["input"]["dependencies"] == w["inputs"]
     # Verdicts: everything accepted; every accepted research finding cites a passage that
     # exists and that its own search retrieved.
-    corpus = load_corpus(ctx.corpus_dir)
+    corpus = load_corpus(Context().corpus_dir)
     for r in research:
         rec = results[r["id"]]
         assert rec["status"] == "accepted" and rec["attempts"][-1]["verdict"] == "accept"

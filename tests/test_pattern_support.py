@@ -16,7 +16,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from graph import Context, build_graph
 from tests.conftest import scripted_context
 from tests.support.scripted import ScriptedChatModel
-from tests.support.scripted_http import serve_scripted
+from tests.support.scripted_http import run_scripted
 from workers import support_db
 from workers.policy import load_policy
 
@@ -47,17 +47,9 @@ async def test_customer_service_pattern(
         times=1,
     )  # fmt: skip
     app = build_graph().compile(checkpointer=InMemorySaver())
-    roles = dict(planner_model="planner", worker_model="worker", synthesizer_model="synth")
-    if transport == "http":
-        with serve_scripted(models, monkeypatch):
-            ctx = scripted_context(
-                **{k: f"local:{v}" for k, v in roles.items()}, support_db=shop_db
-            )
-            values = await app.ainvoke({"request": RETURN}, thread, context=ctx)
-    else:
-        ctx = scripted_context(support_db=shop_db)
-        values = await app.ainvoke({"request": RETURN}, thread, context=ctx)
-    values = (await app.aget_state(thread)).values
+    values = await run_scripted(
+        app, RETURN, thread, transport, models, monkeypatch, support_db=shop_db
+    )
     assert values["status"] == "done", values.get("error")
 
     # Plan shape: classify → (lookup ∥ policy) → response.
@@ -81,7 +73,7 @@ async def test_customer_service_pattern(
     assert [o["id"] for o in found["orders"]] == ["A10023"]
     assert results["lookup"]["attempts"][0]["model"] == "-"  # SQL, not a model
     # Every quote is the rule's own words (the validator checked; check again here).
-    policy = load_policy(ctx.policy_path)
+    policy = load_policy(Context().policy_path)
     quoted = {r["rule_id"]: r["quote"] for r in results["policy"]["output"]["rules"]}
     assert "R1" in quoted
     for rid, quote in quoted.items():

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["OpenAICompatServer", "Reply", "Responder", "requested_schema_name", "structured_reply"]
+__all__ = [
+    "OpenAICompatServer",
+    "Reply",
+    "Responder",
+    "requested_schema_name",
+    "split_messages",
+    "structured_reply",
+]
 
 # (type, code) of the OpenAI error body by HTTP status; others are "server_error".
 _ERROR_KINDS = {
@@ -99,18 +106,36 @@ def structured_reply(request: dict, args: dict) -> Reply:
     return Reply(content=json.dumps(args))
 
 
+def split_messages(request: dict) -> tuple[str, str]:
+    """System (or developer) text and the rest, each joined with newlines.
+
+    Args:
+        request: Parsed JSON body of a chat completion request.
+
+    Returns:
+        ``(system, other)``: the texts a chat model would see as system and user turns.
+    """
+    messages = request.get("messages") or []
+    system = [m for m in messages if m.get("role") in ("system", "developer")]
+    other = [m for m in messages if m.get("role") not in ("system", "developer")]
+    return (
+        "\n".join(_message_text(m.get("content"), "\n") for m in system),
+        "\n".join(_message_text(m.get("content"), "\n") for m in other),
+    )
+
+
 def _words(text: str | None) -> int:
     return len(text.split()) if text else 0
 
 
-def _message_text(content: Any) -> str:
+def _message_text(content: Any, sep: str = " ") -> str:
     """Join the text of a message content (string or list of parts)."""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         return ""
     parts = (p.get("text") if isinstance(p, dict) else p for p in content)
-    return " ".join(p for p in parts if isinstance(p, str))
+    return sep.join(p for p in parts if isinstance(p, str))
 
 
 def _prompt_words(request: dict) -> int:

@@ -1,4 +1,4 @@
-"""Serve scripted models over the loopback OpenAI-compatible server.
+"""Point the `local:` provider at the loopback OpenAI-compatible server, e.g. with scripted models.
 
 The same `ScriptedChatModel` rules answer, but through a real `ChatOpenAI`: HTTP, the openai
 client, tool-call parsing and usage reporting are the code path real providers take.
@@ -8,25 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langgraph.graph.state import CompiledStateGraph
 
 from graph.models import load_chat_model
+from tests.conftest import scripted_context
 from tests.support.openai_server import (
     OpenAICompatServer,
     Reply,
+    Responder,
     requested_schema_name,
+    split_messages,
     structured_reply,
 )
 from tests.support.scripted import ScriptedChatModel
 
-
-def _text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    parts = content if isinstance(content, list) else []
-    return "\n".join(p.get("text", "") for p in parts if isinstance(p, dict))
+ROLES = {"planner_model": "planner", "worker_model": "worker", "synthesizer_model": "synth"}
 
 
 class ScriptedResponder:
@@ -40,11 +40,9 @@ class ScriptedResponder:
         schema = requested_schema_name(request)
         if name not in self.models or schema is None:
             return Reply(error=(400, f"test server: no scripted model {name!r} for {schema!r}"))
-        messages = request.get("messages") or []
-        system = [_text(m.get("content")) for m in messages if m.get("role") == "system"]
-        human = [_text(m.get("content")) for m in messages if m.get("role") != "system"]
+        system, human = split_messages(request)
         result = self.models[name]._generate(
-            [SystemMessage("\n".join(system)), HumanMessage("\n".join(human))],
+            [SystemMessage(system), HumanMessage(human)],
             tools=[{"type": "function", "function": {"name": schema}}],
         )
         message = result.generations[0].message
@@ -55,18 +53,36 @@ class ScriptedResponder:
 
 
 @contextmanager
-def serve_scripted(
-    models: dict[str, ScriptedChatModel], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[OpenAICompatServer]:
-    """Point the `local:` provider at a loopback server answering with `models`."""
+def serve(responder: Responder, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatServer]:
+    """A loopback server the `local:` provider points at; no proxies, no client retries."""
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
         monkeypatch.delenv(var.lower(), raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with OpenAICompatServer(ScriptedResponder(models)) as srv:
+    with OpenAICompatServer(responder) as srv:
         monkeypatch.setenv("LOCAL_BASE_URL", srv.base_url)
         monkeypatch.setenv("LOCAL_API_KEY", "test")
         monkeypatch.setenv("FOREMAN_HTTP_RETRIES", "0")
-        load_chat_model.cache_clear()
+        monkeypatch.setenv("FOREMAN_HTTP_TIMEOUT", "10")
+        load_chat_model.cache_clear()  # models are cached per spec, with the old base URL
         yield srv
     load_chat_model.cache_clear()
+
+
+async def run_scripted(
+    app: CompiledStateGraph[Any, Any, Any, Any],
+    request: str,
+    thread: dict[str, Any],
+    transport: str,
+    models: dict[str, ScriptedChatModel],
+    monkeypatch: pytest.MonkeyPatch,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Run `request` on scripted models, called directly or over HTTP; the final state."""
+    if transport == "http":
+        with serve(ScriptedResponder(models), monkeypatch):
+            ctx = scripted_context(**{k: f"local:{v}" for k, v in ROLES.items()}, **overrides)
+            await app.ainvoke({"request": request}, thread, context=ctx)
+    else:
+        await app.ainvoke({"request": request}, thread, context=scripted_context(**overrides))
+    return dict((await app.aget_state(thread)).values)
