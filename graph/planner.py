@@ -34,18 +34,16 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         ctx = runtime.context
         current = state.get("plan")
         accepted: list[str] = []
-        records: dict[str, SubtaskRecord] = {}
         if current:
             old = Plan.model_validate(current)
             records = current_records(state, fingerprints(old))
             accepted = [sid for sid, r in records.items() if r["status"] in USABLE]
-        revising = bool(current) and any(
-            r["status"] == "failed" for r in (state.get("results") or {}).values()
-        )
-        if current:
             reviews = [r for r in records.values() if r["status"] == "changes_requested"]
             if reviews and not any(r["status"] == "failed" for r in records.values()):
                 return fix_round(state, old, reviews, registry, ctx)
+        revising = bool(current) and any(
+            r["status"] == "failed" for r in (state.get("results") or {}).values()
+        )
         feedback = state.get("plan_feedback", "")
         system = SystemMessage(
             render("planner", workers=registry.describe(), max_subtasks=ctx.max_subtasks)
