@@ -1,4 +1,8 @@
-"""Opens the checkpointer a `--db` option names: SQLite by default, PostgreSQL by URL."""
+"""Opens what a `--db` option names: SQLite by default, PostgreSQL by URL.
+
+Each database holds LangGraph's checkpoint tables and, beside them, a LangGraph store where
+large worker outputs are kept once by content (`graph.outputs`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,14 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import BaseStore
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 DEFAULT_DB = "sqlite:.foreman/foreman.sqlite"
 
@@ -30,18 +38,38 @@ def sqlite_path(db: str) -> Path:
 
 
 @asynccontextmanager
+async def _opened(db: str, postgres: Any, sqlite: Any) -> AsyncIterator[Any]:
+    """Open `postgres` or `sqlite` (a saver or store class) on `db` and create its tables."""
+    if is_postgres(db):
+        kind, target = postgres, db
+    else:
+        path = sqlite_path(db)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kind, target = sqlite, str(path)
+    async with kind.from_conn_string(target) as opened:
+        await opened.setup()
+        yield opened
+
+
+@asynccontextmanager
 async def open_checkpointer(db: str) -> AsyncIterator[BaseCheckpointSaver]:
     """Open (and create the tables of) the checkpointer for `db`."""
-    if is_postgres(db):
-        async with AsyncPostgresSaver.from_conn_string(db) as saver:
-            await saver.setup()
-            yield saver
-        return
-    path = sqlite_path(db)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        await saver.setup()
+    async with _opened(db, AsyncPostgresSaver, AsyncSqliteSaver) as saver:
         yield saver
+
+
+@asynccontextmanager
+async def open_store(db: str) -> AsyncIterator[BaseStore]:
+    """Open (and create the tables of) the store in the same database as the checkpointer."""
+    async with _opened(db, AsyncPostgresStore, AsyncSqliteStore) as store:
+        yield store
+
+
+@asynccontextmanager
+async def open_persistence(db: str) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseStore]]:
+    """The checkpointer and the store of `db`, opened together."""
+    async with open_checkpointer(db) as saver, open_store(db) as store:
+        yield saver, store
 
 
 async def thread_ids(saver: BaseCheckpointSaver) -> list[str]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph.config import get_stream_writer
 
-from graph.state import AuditEvent, State, Usage, sum_usage
+from graph.state import AuditEvent, Usage, sum_usage
+from graph.trace import trace_to_markdown
 
 
 def event(kind: str, subtask: str | None = None, **detail: Any) -> AuditEvent:
@@ -28,12 +30,12 @@ def emit(kind: str, **payload: Any) -> None:
     writer({"foreman": kind, "at": time.time(), **payload})
 
 
-def total_usage(state: State) -> Usage:
+def total_usage(state: Mapping[str, Any]) -> Usage:
     """Sum of usage over every model."""
     return sum_usage((state.get("usage") or {}).values())
 
 
-def to_json(state: State) -> str:
+def to_json(state: Mapping[str, Any]) -> str:
     """The whole audit record of a run as JSON."""
     keys = (
         "request",
@@ -46,16 +48,49 @@ def to_json(state: State) -> str:
         "usage",
         "audit",
         "answer",
+        "trace",
+        "checkpoints",
     )
-    return json.dumps({k: state.get(k) for k in keys}, indent=2, default=str)
+    return json.dumps({k: state.get(k) for k in keys if k in state}, indent=2, default=str)
 
 
 def _when(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
 
 
-def to_markdown(state: State) -> str:
-    """A readable audit report: plans, subtasks with every attempt, usage, events, answer."""
+def _attempt_lines(att: dict[str, Any], max_chars: int | None) -> list[str]:
+    """One attempt: who, on what, cost and time, verdict; then its input and output."""
+    u = att["usage"]
+    fb = f" — {'; '.join(att['feedback'])}" if att["feedback"] else ""
+    lines = [
+        f"- attempt {att['n']}: {att['worker']} on {att['model']}, {att['duration_s']:.2f}s, "
+        f"{u['input_tokens']}+{u['output_tokens']} tokens, ${u['cost_usd']:.4f}, "
+        f"worker said {att['status']}, verdict **{att['verdict']}**{fb}"
+    ]
+    inp = att.get("input") or {}
+    lines.append(f"  - input: {inp.get('objective', '')}")
+    if inp.get("dependencies"):
+        lines.append(f"  - dependencies: {', '.join(inp['dependencies'])}")
+    if inp.get("feedback"):
+        lines.append(f"  - feedback given: {'; '.join(inp['feedback'])}")
+    if inp.get("clarification"):
+        lines.append(f"  - clarification: {inp['clarification']}")
+    if att.get("error"):
+        lines.append(f"  - error: {att['error']}")
+    if att.get("output") is not None:
+        body = json.dumps(att["output"], indent=1, ensure_ascii=False, default=str)
+        if max_chars is not None and len(body) > max_chars:
+            body = body[:max_chars] + f"\n… ({len(body) - max_chars} more characters)"
+        lines += ["", "  ```json", *("  " + line for line in body.splitlines()), "  ```", ""]
+    return lines
+
+
+def to_markdown(state: Mapping[str, Any], max_output_chars: int | None = None) -> str:
+    """A readable audit report: plans, subtasks with every attempt, usage, events, answer.
+
+    Every attempt shows its input and output; `max_output_chars` shortens long outputs
+    (for a terminal), None keeps them whole (for the export).
+    """
     out = [f"# Foreman run: {state.get('request', '')}", ""]
     total = total_usage(state)
     out += [
@@ -88,12 +123,7 @@ def to_markdown(state: State) -> str:
         if rec.get("question"):
             out.append(f"\nQuestion: {rec['question']}")
         for att in rec["attempts"]:
-            fb = f" — {'; '.join(att['feedback'])}" if att["feedback"] else ""
-            out.append(
-                f"- attempt {att['n']}: {att['worker']} on {att['model']}, "
-                f"{att['duration_s']:.2f}s, worker said {att['status']}, "
-                f"verdict **{att['verdict']}**{fb}"
-            )
+            out += _attempt_lines(dict(att), max_output_chars)
         out.append("")
     out += ["## Usage by model", ""]
     for model, u in (state.get("usage") or {}).items():
@@ -107,4 +137,14 @@ def to_markdown(state: State) -> str:
         detail = ", ".join(f"{k}={v}" for k, v in ev["detail"].items() if k != "plan")
         out.append(f"- {_when(ev['at'])} {ev['kind']}{who} {detail}")
     out += ["", "## Answer", "", state.get("answer") or "(none)"]
+    if state.get("trace"):
+        out += ["", trace_to_markdown(state["trace"])]
+    if state.get("checkpoints"):
+        out += ["", "## Checkpoints (newest first; fork one with `foreman rerun --checkpoint`)", ""]
+        for cp in state["checkpoints"]:
+            nxt = ", ".join(cp["next"]) or "end"
+            out.append(
+                f"- `{cp['checkpoint_id']}` step {cp['step']} ({cp['source']}), "
+                f"{cp['at']}, next: {nxt}"
+            )
     return "\n".join(out) + "\n"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, TypedDict
+import warnings
+from typing import Any, Literal, TypedDict
 
 import httpx
 import openai
 
+from graph import outputs
 from graph.audit import emit
 from graph.context import Context
 from graph.models import StructuredOutputError
@@ -17,6 +19,13 @@ from graph.state import AttemptRecord, SubtaskRecord, Usage, add_usage, empty_us
 from graph.validator import check_output, decide
 from workers.base import DependencyResult, WorkerInput
 from workers.registry import WorkerRegistry, WorkerSpec
+
+# Worker subgraphs have no checkpointer of their own (the subtask is the unit of resume).
+# They inherit the run's durability mode, and LangGraph 1.2 then waits, under "sync", for a
+# checkpoint a graph without a checkpointer never starts (AttributeError:
+# '_put_checkpoint_fut'). Saying "exit" for them avoids that wait and changes nothing else.
+WORKER_DURABILITY: Literal["exit"] = "exit"
+warnings.filterwarnings("ignore", message="`durability` has no effect when no checkpointer")
 
 
 class Job(TypedDict):
@@ -42,6 +51,7 @@ async def _run_worker(
                 out = await spec.graph.ainvoke(
                     {"input": inp.model_dump(mode="json")},
                     context=ctx,
+                    durability=WORKER_DURABILITY,
                 )
     except TimeoutError:
         return None, empty_usage(), "-", f"timed out after {ctx.worker_timeout_s:g}s"
@@ -59,7 +69,8 @@ async def _run_worker(
 async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> SubtaskRecord:
     """Run a subtask to a verdict: accepted, failed, or waiting for a person's answer."""
     sub = Subtask.model_validate(job["subtask"])
-    deps = {k: DependencyResult.model_validate(v) for k, v in job["dependencies"].items()}
+    loaded = await outputs.load_all(job["dependencies"], fields=outputs.DEPENDENCY_FIELDS)
+    deps = {k: DependencyResult.model_validate(v) for k, v in loaded.items()}
     worker = sub.worker
     tried = [worker]
     feedback: list[str] = []
@@ -137,7 +148,7 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             if blocking := spec.blocking_findings(output):
                 status = "changes_requested"
                 error = "changes requested: " + "; ".join(blocking)
-        return {
+        record: SubtaskRecord = {
             "id": sub.id,
             "fingerprint": job["fingerprint"],
             "worker": worker,
@@ -151,3 +162,4 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             "usage": sum_usage(a["usage"] for a in attempts),
             "plan_version": job["plan_version"],
         }
+        return await outputs.stow(record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -14,6 +14,7 @@ from graph.audit import emit, event
 from graph.context import Context
 from graph.fixes import add_fix_round
 from graph.models import StructuredOutputError, ainvoke_structured
+from graph.outputs import load_all
 from graph.plan_validation import PlanError, check_plan, fingerprints
 from graph.prompts import render, untrusted
 from graph.schemas import Plan
@@ -40,6 +41,9 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
             accepted = [sid for sid, r in records.items() if r["status"] in USABLE]
             reviews = [r for r in records.values() if r["status"] == "changes_requested"]
             if reviews and not any(r["status"] == "failed" for r in records.values()):
+                # the fix round reads the reviews' findings, which may be in the store
+                loaded = await load_all({r["id"]: r for r in reviews}, fields=["output"])
+                reviews = [cast(SubtaskRecord, r) for r in loaded.values()]
                 return fix_round(state, old, reviews, registry, ctx)
         revising = bool(current) and any(
             r["status"] == "failed" for r in (state.get("results") or {}).values()

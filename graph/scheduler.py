@@ -29,6 +29,7 @@ from langgraph.runtime import Runtime, get_runtime
 from graph.audit import emit, event, total_usage
 from graph.context import Context
 from graph.execution import Job, execute_subtask
+from graph.outputs import DEPENDENCY_FIELDS
 from graph.plan_validation import fingerprints, start_order
 from graph.schemas import Subtask
 from graph.state import (
@@ -80,6 +81,8 @@ def needs_run(sub: Subtask, rec: SubtaskRecord | None, state: State) -> bool:
         return True
     if rec["status"] in SETTLED:
         return False
+    if rec["status"] == "rerun":
+        return True
     if rec["status"] == "failed":  # rerun only once the plan was revised
         return rec["plan_version"] < state.get("plan_version", 1)
     answer = (state.get("clarifications") or {}).get(sub.id)
@@ -152,7 +155,11 @@ def new_job(
 def as_dependency(rec: SubtaskRecord) -> dict[str, Any]:
     """What a dependent receives of an accepted record."""
     keys = ("id", "worker", "status", "text", "output")
-    return {k: rec[k] for k in keys}  # type: ignore[literal-required]
+    dep: dict[str, Any] = {k: rec[k] for k in keys}  # type: ignore[literal-required]
+    refs = {p: k for p, k in (rec.get("refs") or {}).items() if p in DEPENDENCY_FIELDS}
+    if refs:  # loaded by the subtask that needs it (graph.outputs)
+        dep["refs"] = refs
+    return dep
 
 
 def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any]]]:

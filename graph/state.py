@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
+
+# pydantic builds the JSON schema Studio renders as the input form only from
+# typing_extensions.TypedDict on Python < 3.12.
+from typing_extensions import TypedDict
 
 RecordStatus = Literal[
     "accepted",
@@ -14,6 +18,7 @@ RecordStatus = Literal[
     "needs_clarification",
     "over_budget",
     "changes_requested",
+    "rerun",
 ]
 # Statuses whose output dependents may consume.
 USABLE = frozenset({"accepted", "supplied", "skipped"})
@@ -21,6 +26,7 @@ USABLE = frozenset({"accepted", "supplied", "skipped"})
 # `changes_requested`: a review that ran and asks for fixes; its dependents wait for the
 # fix round the planner adds.
 SETTLED = USABLE | {"over_budget", "changes_requested"}
+# `rerun`: set on a fork of the thread to run a subtask again (`foreman rerun`).
 
 
 class Usage(TypedDict):
@@ -90,6 +96,9 @@ class SubtaskRecord(TypedDict):
     """Total over the attempts."""
     plan_version: int
     """Plan version the record belongs to."""
+    refs: NotRequired[dict[str, str]]
+    """Fields kept in the store instead of the checkpoint: path → content key (see
+    `graph.outputs`); those fields hold an empty placeholder."""
 
 
 class PlanRecord(TypedDict):
@@ -164,6 +173,8 @@ class OutputState(TypedDict, total=False):
     """done / failed / aborted / over_budget."""
     error: str | None
     """A person-readable error when the run could not finish."""
+    trace: list[dict[str, Any]]
+    """Where each statement of the answer came from: subtasks and cited passages."""
 
 
 class State(InputState, total=False):
@@ -199,3 +210,6 @@ class State(InputState, total=False):
     """Why the run stopped, when it did not finish."""
     answer: str
     """The final answer."""
+    trace: list[dict[str, Any]]
+    """Where each statement of the answer came from (`graph.trace.StatementTrace`); replaced
+    by each synthesis."""

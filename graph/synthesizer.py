@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -13,11 +13,13 @@ from graph.audit import emit, event
 from graph.conflicts import find_conflicts
 from graph.context import Context
 from graph.models import ainvoke_structured
+from graph.outputs import DEPENDENCY_FIELDS, load_all
 from graph.plan_validation import fingerprints
 from graph.prompts import render, untrusted
 from graph.schemas import Subtask
 from graph.state import USABLE, State, SubtaskRecord
 from graph.text import clip_sentences, estimate_tokens
+from graph.trace import coverage, trace_answer
 from graph.validator import current_plan, current_records
 from workers.base import citations_in
 from workers.corpus import load_corpus
@@ -84,6 +86,8 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     plan = current_plan(state)
     records = current_records(state, fingerprints(plan))
+    loaded = await load_all(records, fields=DEPENDENCY_FIELDS)
+    records = cast(dict[str, SubtaskRecord], loaded)
     usable = [
         (s, records[s.id])
         for s in plan.subtasks
@@ -142,8 +146,16 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         found = [v.format(corpus=ctx.corpus_dir) for k, v in SOURCE_KINDS.items() if k in kinds]
         parts.insert(0, OFFLINE_NOTICE.format(sources="; ".join(found) or "no sources"))
     answer = "\n\n".join(p for p in parts if p)
+    trace = await asyncio.to_thread(
+        trace_answer,
+        answer,
+        {s.id: r for s, r in usable},
+        [s.model_dump() for s in plan.subtasks],
+        ctx.corpus_dir,
+    )
     return {
         "answer": answer,
+        "trace": trace,
         "status": status,
         "usage": {ctx.synthesizer_model: usage},
         "audit": [
@@ -153,6 +165,7 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 conflicts=len(conflicts),
                 condensed=condensed,
                 status=status,
+                traced=coverage(trace)["share"],
             )
         ],
     }
