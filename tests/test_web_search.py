@@ -12,7 +12,6 @@ import hashlib
 import importlib.util
 import json
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graph import Context, build_graph
 from tests.conftest import scripted_context
+from tests.support.ports import free_port
 from workers import research, web_search
 from workers.base import WorkerInput
 from workers.web_search import get_web_search, web_id
@@ -105,12 +105,6 @@ def searx() -> Iterator[FakeSearx]:
     fake.release.set()
     server.shutdown()
     server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def worker_input(objective: str = OBJECTIVE, feedback: list[str] | None = None) -> WorkerInput:

@@ -18,9 +18,12 @@ from workers.registry import WorkerRegistry, WorkerSpec
 RUNS: Counter[str] = Counter()
 CRASH_ON: set[str] = set()
 INTERVALS: dict[str, tuple[float, float]] = {}
+# Subtask id -> extra seconds it waits after logging its start (crash tests hold a subtask
+# mid-work this way until the parent kills the process).
+HOLD: dict[str, float] = {}
 
 
-def _log(line: str) -> None:
+def log(line: str) -> None:
     """Append to $SIM_LOG, so a parent process can see what a killed child did."""
     if path := os.environ.get("SIM_LOG"):
         with open(path, "a", encoding="utf-8") as fh:
@@ -35,11 +38,11 @@ async def wait(state: WorkerState) -> dict[str, Any]:
     inp = WorkerInput.model_validate(state["input"])
     sid = inp.subtask.id
     RUNS[sid] += 1
-    _log(f"start {sid}")
+    log(f"start {sid}")
     seconds = float(inp.subtask.objective.split()[-1])
     start = time.perf_counter()
-    await asyncio.sleep(seconds)
-    _log(f"end {sid}")
+    await asyncio.sleep(seconds + HOLD.get(sid, 0.0))
+    log(f"end {sid}")
     if sid in CRASH_ON:
         raise RuntimeError(f"simulated crash in {sid}")
     INTERVALS[sid] = (start, time.perf_counter())
@@ -82,6 +85,7 @@ def reset() -> None:
     RUNS.clear()
     CRASH_ON.clear()
     INTERVALS.clear()
+    HOLD.clear()
 
 
 assert issubclass(Waited, BaseModel)
