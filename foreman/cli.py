@@ -7,25 +7,35 @@ import dataclasses
 import json
 import os
 import sys
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from langgraph.errors import GraphRecursionError
+from langgraph.store.base import BaseStore
 from langgraph.types import Command
-from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.markdown import Markdown
 
-from foreman.checkpointers import default_db, open_checkpointer, thread_ids
+from foreman import threads as housekeeping
+from foreman.checkpointers import default_db, open_persistence
 from foreman.display import Progress
 from foreman.examples import EXAMPLES
+from foreman.questions import (
+    UsageError,
+    ask_in_terminal,
+    pending_interrupts,
+    print_interrupts,
+    resume_value,
+)
+from foreman.rerun import RerunError, find_base, fork_for_rerun
 from graph import audit
 from graph.context import Context
 from graph.models import ModelConfigError
-from graph.review import CLARIFICATION, ESCALATION, PLAN_REVIEW, explain
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 ROLES = {
@@ -33,11 +43,6 @@ ROLES = {
     "worker": "worker_model",
     "validator": "validator_model",
     "synthesizer": "synthesizer_model",
-}
-PAYLOADS: dict[str, TypeAdapter[Any]] = {
-    "plan_review": PLAN_REVIEW,
-    "clarification": CLARIFICATION,
-    "escalation": ESCALATION,
 }
 
 app = typer.Typer(
@@ -61,8 +66,23 @@ DbOption = Annotated[
 ]
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed, exit code 2."""
+DurabilityOption = Annotated[
+    str,
+    typer.Option(
+        "--durability",
+        help="When checkpoints are written: sync (before the next step starts; nothing "
+        "finished is lost in a crash), async (while the next step runs), exit (only when "
+        "the run ends or pauses). See README, Durability.",
+    ),
+]
+DURABILITY = ("sync", "async", "exit")
+
+
+def _check_durability(durability: str) -> None:
+    """Refuse an unknown `--durability` before anything is opened."""
+    if durability not in DURABILITY:
+        err.print(f"[red]error:[/] --durability must be one of {', '.join(DURABILITY)}")
+        raise typer.Exit(EXIT_USAGE)
 
 
 def _home() -> Path:
@@ -97,105 +117,38 @@ async def _saved_context(app_graph: Any, config: dict[str, Any]) -> Context:
     return Context()
 
 
-def _write_audit(thread: str, values: dict[str, Any]) -> Path:
+async def _write_audit(app_graph: Any, store: BaseStore, thread: str) -> Path:
+    values = await housekeeping.full_values(app_graph, store, thread)
     folder = _home() / "runs" / thread
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "audit.json").write_text(audit.to_json(values), encoding="utf-8")  # type: ignore[arg-type]
-    (folder / "audit.md").write_text(audit.to_markdown(values), encoding="utf-8")  # type: ignore[arg-type]
+    (folder / "audit.json").write_text(audit.to_json(values), encoding="utf-8")
+    (folder / "audit.md").write_text(audit.to_markdown(values), encoding="utf-8")
     if values.get("answer"):
         (folder / "answer.md").write_text(values["answer"], encoding="utf-8")
     return folder
 
 
-def _interrupts(snapshot: Any) -> list[Any]:
-    return list(getattr(snapshot, "interrupts", ()) or ())
+@asynccontextmanager
+async def _open_app(db: str) -> AsyncIterator[tuple[Any, BaseStore]]:
+    """The graph compiled with the checkpointer and store of `db`."""
+    from graph import build_graph
+
+    async with open_persistence(db) as (saver, store):
+        yield build_graph().compile(checkpointer=saver, store=store, name="foreman"), store
 
 
-def _print_interrupts(thread: str, pending: list[Any]) -> None:
-    console.rule("[bold cyan]Waiting for you")
-    for intr in pending:
-        value = intr.value
-        kind = value.get("kind")
-        if value.get("error"):
-            console.print(f"[red]Previous answer rejected:[/] {value['error']}")
-        if kind == "plan_review":
-            console.print(f"[bold]Plan v{value.get('version')} to review[/] (interrupt {intr.id}):")
-            for sub in value["plan"]["subtasks"]:
-                deps = f" ← {', '.join(sub['inputs'])}" if sub["inputs"] else ""
-                console.print(
-                    f"  {sub['id']} [{sub['worker']}]{deps}: {sub['objective']}",
-                    highlight=False,
-                    markup=False,
-                )
-        elif kind == "clarification":
-            console.print(f"[bold]{value['subtask']} asks:[/] {value['question']}")
-        elif kind == "escalation":
-            console.print(
-                f"[bold]{value['subtask']} ({value['worker']}) failed:[/] {value['error']}"
-            )
-        console.print(f"  answer with: {value.get('expected')}", highlight=False, markup=False)
-    key = "" if len(pending) == 1 else " (several: a JSON object keyed by subtask id)"
-    console.print(f"\nResume: [bold]foreman resume {thread} --answer 'JSON'[/]{key}")
-
-
-def _resume_value(pending: list[Any], answer: str) -> Any:
-    """Parse and check `--answer` against the pending interrupts, before touching the thread."""
+async def _expire_by_ttl(app_graph: Any, store: BaseStore) -> None:
+    """Delete threads older than $FOREMAN_THREAD_TTL (e.g. 30d), when it is set."""
+    ttl = os.environ.get("FOREMAN_THREAD_TTL", "").strip()
+    if not ttl:
+        return
     try:
-        data = json.loads(answer)
-    except json.JSONDecodeError:
-        data = answer  # a plain string answers a clarification
-
-    def check(intr: Any, value: Any) -> Any:
-        kind = intr.value.get("kind")
-        try:
-            PAYLOADS[kind].validate_python(value)
-        except ValidationError as exc:
-            raise UsageError(
-                f"answer for {intr.value.get('subtask') or kind} is not valid: {explain(exc)}; "
-                f"expected {intr.value.get('expected')}"
-            ) from exc
-        return value
-
-    if len(pending) == 1:
-        return check(pending[0], data)
-    if not isinstance(data, dict):
-        raise UsageError(
-            "several questions are pending: answer with a JSON object keyed by "
-            "subtask id (or interrupt id)"
-        )
-    values = {}
-    for intr in pending:
-        key = next((k for k in (intr.id, intr.value.get("subtask")) if k in data), None)
-        if key is None:
-            raise UsageError(f"no answer for {intr.value.get('subtask') or intr.id}")
-        values[intr.id] = check(intr, data[key])
-    return values
-
-
-def ask_in_terminal(value: dict[str, Any], read: Callable[[str], str]) -> Any:
-    """Ask a person for one interrupt's answer; None leaves the run paused."""
-    kind = value.get("kind")
-    if kind == "plan_review":
-        choice = read("approve / reject / later (edit with foreman resume --answer) [approve]: ")
-        choice = choice.strip().lower() or "approve"
-        if choice == "approve":
-            return {"action": "approve"}
-        if choice == "reject":
-            return {"action": "reject", "feedback": read("what should change? ").strip() or "?"}
-        return None
-    if kind == "clarification":
-        answer = read(f"answer for {value.get('subtask')} (empty: later): ").strip()
-        return {"answer": answer} if answer else None
-    if kind == "escalation":
-        choice = read(f"{value.get('subtask')}: skip / supply / abort / later [later]: ")
-        choice = choice.strip().lower()
-        if choice == "skip":
-            return {"action": "skip"}
-        if choice == "supply":
-            return {"action": "supply", "result": read("result text: ").strip() or "(empty)"}
-        if choice == "abort":
-            return {"action": "abort", "reason": read("reason: ").strip()}
-    return None
+        max_age = housekeeping.parse_age(ttl)
+    except ValueError as exc:
+        raise UsageError(f"FOREMAN_THREAD_TTL: {exc}") from exc
+    gone = await housekeeping.expire_threads(app_graph.checkpointer, store, max_age)
+    if gone:
+        console.print(f"expired {len(gone)} thread(s) older than {ttl} (FOREMAN_THREAD_TTL)")
 
 
 async def _drive(
@@ -205,19 +158,17 @@ async def _drive(
     ctx: Context | None,
     quiet: bool,
     interactive: bool = False,
+    durability: str = "sync",
 ) -> int:
-    from graph import build_graph
-
-    async with open_checkpointer(db) as saver:
-        app_graph = build_graph().compile(checkpointer=saver, name="foreman")
+    async with _open_app(db) as (app_graph, store):
         config = _config(thread)
         if ctx is None:
             snapshot = await app_graph.aget_state(config)
             if not snapshot.values and not snapshot.next:
                 raise UsageError(f"no run with thread id {thread!r} in {db}")
-            pending = _interrupts(snapshot)
+            pending = pending_interrupts(snapshot)
             if payload is None and pending:
-                _print_interrupts(thread, pending)
+                print_interrupts(console, thread, pending)
                 answers = (
                     {i.id: ask_in_terminal(i.value, console.input) for i in pending}
                     if interactive
@@ -226,7 +177,8 @@ async def _drive(
                 if not answers or any(a is None for a in answers.values()):
                     return EXIT_WAITING
                 payload = json.dumps(answers[pending[0].id] if len(pending) == 1 else answers)
-            if not snapshot.next and not pending:
+            # `next` omits tasks whose writes were saved before a crash; `tasks` has them.
+            if not snapshot.next and not snapshot.tasks and not pending:
                 console.print(
                     f"Run {thread} has already finished ({snapshot.values.get('status')})."
                 )
@@ -234,51 +186,68 @@ async def _drive(
             if payload is not None:
                 if not pending:
                     raise UsageError(f"run {thread} is not waiting for an answer")
-                payload = Command(resume=_resume_value(pending, payload))
+                payload = Command(resume=resume_value(pending, payload))
             ctx = await _saved_context(app_graph, config)
         else:
+            await _expire_by_ttl(app_graph, store)
             config = _config(thread, ctx)
-        while True:
-            progress = Progress(console if not quiet else Console(quiet=True))
-            with progress:
-                async for _ns, mode, chunk in app_graph.astream(
-                    payload,
-                    config,
-                    context=ctx,
-                    stream_mode=["custom", "updates"],
-                    subgraphs=True,
-                ):
-                    if mode == "custom" and isinstance(chunk, dict):
-                        progress.handle(chunk)
-            snapshot = await app_graph.aget_state(_config(thread))
-            values = snapshot.values
-            folder = _write_audit(thread, values)
-            pending = _interrupts(snapshot)
-            if not pending:
-                break
-            _print_interrupts(thread, pending)
-            if not interactive:
-                console.print(f"Audit trail so far: {folder}/audit.md")
-                return EXIT_WAITING
-            answers = {intr.id: ask_in_terminal(intr.value, console.input) for intr in pending}
-            if any(a is None for a in answers.values()):
-                console.print(f"Left paused. Audit trail so far: {folder}/audit.md")
-                return EXIT_WAITING
-            payload = Command(resume=answers)
-        console.rule("[bold]Answer")
-        console.print(Markdown(values.get("answer") or "(no answer)"))
-        total = audit.total_usage(values)
-        console.rule()
-        console.print(
-            f"status [bold]{values.get('status')}[/] · thread {thread} · "
-            f"{total['input_tokens']}+{total['output_tokens']} tokens · ${total['cost_usd']:.4f}"
+        return await _stream(
+            app_graph, store, thread, payload, ctx, config, quiet, interactive, durability
         )
-        console.print(
-            f"Audit trail: {folder}/audit.md and audit.json (also: foreman show {thread})"
-        )
-        if values.get("error"):
-            err.print(f"[red]error:[/] {values['error']}")
-        return EXIT_OK if values.get("status") in ("done", "over_budget") else EXIT_FAILED
+
+
+async def _stream(
+    app_graph: Any,
+    store: BaseStore,
+    thread: str,
+    payload: Any,
+    ctx: Context,
+    config: dict[str, Any],
+    quiet: bool,
+    interactive: bool,
+    durability: str,
+) -> int:
+    """Run the graph with live progress until it ends or waits for an answer."""
+    while True:
+        progress = Progress(console if not quiet else Console(quiet=True))
+        with progress:
+            async for _ns, mode, chunk in app_graph.astream(
+                payload,
+                config,
+                context=ctx,
+                stream_mode=["custom", "updates"],
+                subgraphs=True,
+                durability=durability,
+            ):
+                if mode == "custom" and isinstance(chunk, dict):
+                    progress.handle(chunk)
+        snapshot = await app_graph.aget_state(_config(thread))
+        values = snapshot.values
+        folder = await _write_audit(app_graph, store, thread)
+        pending = pending_interrupts(snapshot)
+        if not pending:
+            break
+        print_interrupts(console, thread, pending)
+        if not interactive:
+            console.print(f"Audit trail so far: {folder}/audit.md")
+            return EXIT_WAITING
+        answers = {intr.id: ask_in_terminal(intr.value, console.input) for intr in pending}
+        if any(a is None for a in answers.values()):
+            console.print(f"Left paused. Audit trail so far: {folder}/audit.md")
+            return EXIT_WAITING
+        payload = Command(resume=answers)
+    console.rule("[bold]Answer")
+    console.print(Markdown(values.get("answer") or "(no answer)"))
+    total = audit.total_usage(values)
+    console.rule()
+    console.print(
+        f"status [bold]{values.get('status')}[/] · thread {thread} · "
+        f"{total['input_tokens']}+{total['output_tokens']} tokens · ${total['cost_usd']:.4f}"
+    )
+    console.print(f"Audit trail: {folder}/audit.md and audit.json (also: foreman show {thread})")
+    if values.get("error"):
+        err.print(f"[red]error:[/] {values['error']}")
+    return EXIT_OK if values.get("status") in ("done", "over_budget") else EXIT_FAILED
 
 
 def _execute(coro: Any, thread: str) -> None:
@@ -345,6 +314,7 @@ def run(
             help="Ask pending questions in the terminal (default: when stdin is a terminal)."
         ),
     ] = sys.stdin.isatty(),
+    durability: DurabilityOption = "sync",
 ) -> None:
     """Plan and run a request; shows live progress, then the answer and its audit trail."""
     if example is not None:
@@ -373,6 +343,7 @@ def run(
     except UsageError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_USAGE) from exc
+    _check_durability(durability)
     if corpus is not None and not corpus.is_dir():
         err.print(f"[red]error:[/] corpus folder not found: {corpus}")
         raise typer.Exit(EXIT_USAGE)
@@ -380,7 +351,10 @@ def run(
         f"thread [bold]{thread}[/] · planner {ctx.planner_model} · workers "
         f"{ctx.worker_model} · db {db or default_db()}"
     )
-    _execute(_drive(db or default_db(), thread, {"request": request}, ctx, quiet, ask), thread)
+    _execute(
+        _drive(db or default_db(), thread, {"request": request}, ctx, quiet, ask, durability),
+        thread,
+    )
 
 
 @app.command()
@@ -401,28 +375,16 @@ def resume(
             help="Ask further questions in the terminal (default: when stdin is a terminal)."
         ),
     ] = sys.stdin.isatty(),
+    durability: DurabilityOption = "sync",
 ) -> None:
     """Continue a paused, interrupted or crashed run from its last checkpoint."""
-    _execute(_drive(db or default_db(), thread, answer, None, quiet, ask), thread)
+    _check_durability(durability)
+    _execute(_drive(db or default_db(), thread, answer, None, quiet, ask, durability), thread)
 
 
-async def _threads(db: str, limit: int) -> list[tuple[str, str, str]]:
-    from graph import build_graph
-
-    rows = []
-    async with open_checkpointer(db) as saver:
-        app_graph = build_graph().compile(checkpointer=saver)
-        for tid in (await thread_ids(saver))[:limit]:
-            snap = await app_graph.aget_state(_config(tid))
-            status = snap.values.get("status", "?")
-            if _interrupts(snap):
-                status = "waiting: " + ", ".join(
-                    i.value.get("kind", "?") for i in _interrupts(snap)
-                )
-            elif snap.next:
-                status = f"stopped before {', '.join(snap.next)} (resumable)"
-            rows.append((tid, status, snap.values.get("request", "")[:70]))
-    return rows
+async def _threads(db: str, limit: int) -> list[housekeeping.ThreadInfo]:
+    async with _open_app(db) as (app_graph, _store):
+        return await housekeeping.list_threads(app_graph, app_graph.checkpointer, limit)
 
 
 @app.command()
@@ -430,44 +392,173 @@ def threads(
     db: DbOption = None,
     limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
 ) -> None:
-    """List runs with their status, newest first."""
+    """List runs with their status and last update, newest first."""
     from rich.table import Table
 
     rows = asyncio.run(_threads(db or default_db(), limit))
-    table = Table("thread", "status", "request")
+    table = Table("thread", "updated", "status", "request")
     for row in rows:
-        table.add_row(*row)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated_at))
+        table.add_row(row.thread_id, when, row.status, row.request[:70])
     console.print(table)
 
 
-async def _values(db: str, thread: str) -> dict[str, Any]:
-    from graph import build_graph
+async def _require_run(app_graph: Any, db: str, thread: str) -> None:
+    """Refuse, as bad input, a thread id the database has no run for."""
+    if not (await app_graph.aget_state(_config(thread))).values:
+        raise UsageError(f"no run with thread id {thread!r} in {db}")
 
-    async with open_checkpointer(db) as saver:
-        snap = await build_graph().compile(checkpointer=saver).aget_state(_config(thread))
-        if not snap.values:
+
+async def _delete(db: str, thread_ids: list[str]) -> None:
+    async with _open_app(db) as (app_graph, store):
+        for tid in thread_ids:
+            await _require_run(app_graph, db, tid)
+        for tid in thread_ids:
+            dropped = await housekeeping.delete_thread(app_graph.checkpointer, store, tid)
+            console.print(f"deleted {tid} ({dropped} stored outputs no other thread used)")
+
+
+@app.command()
+def delete(
+    thread: Annotated[list[str], typer.Argument(help="Thread id(s) to delete.")],
+    db: DbOption = None,
+) -> None:
+    """Delete runs: their checkpoints and the stored outputs no other run uses."""
+    _execute(_delete(db or default_db(), thread), thread[0])
+
+
+async def _expire(db: str, max_age_s: float, dry_run: bool) -> list[str]:
+    async with _open_app(db) as (app_graph, store):
+        saver = app_graph.checkpointer
+        if dry_run:
+            return await housekeeping.old_threads(saver, max_age_s)
+        return await housekeeping.expire_threads(saver, store, max_age_s)
+
+
+@app.command()
+def expire(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            help="Age like 30m, 12h, 7d, 2w (default: $FOREMAN_THREAD_TTL). Runs whose last "
+            "checkpoint is older are deleted."
+        ),
+    ] = None,
+    db: DbOption = None,
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be deleted.")] = False,
+) -> None:
+    """Delete runs older than a TTL. With FOREMAN_THREAD_TTL set, `run` does this first."""
+    age = older_than or os.environ.get("FOREMAN_THREAD_TTL", "")
+    if not age:
+        err.print("[red]error:[/] give --older-than AGE (e.g. 7d) or set FOREMAN_THREAD_TTL")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        max_age = housekeeping.parse_age(age)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    gone = asyncio.run(_expire(db or default_db(), max_age, dry_run))
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"{verb} {len(gone)} run(s) older than {age}: {' '.join(gone) or '-'}")
+
+
+async def _values(db: str, thread: str) -> dict[str, Any]:
+    async with _open_app(db) as (app_graph, store):
+        values = await housekeeping.full_values(app_graph, store, thread)
+        if not values["checkpoints"]:
             raise UsageError(f"no run with thread id {thread!r} in {db}")
-        return dict(snap.values)
+        return values
 
 
 @app.command()
 def show(
     thread: Annotated[str, typer.Argument(help="Thread id of the run.")],
     db: DbOption = None,
-    format: Annotated[str, typer.Option(help="text (rendered), md or json.")] = "text",
+    format: Annotated[
+        str, typer.Option(help="text (rendered, long outputs shortened), md or json (whole).")
+    ] = "text",
+    out: Annotated[Path | None, typer.Option(help="Write the md/json export to this file.")] = None,
 ) -> None:
-    """Print a run's plan versions, subtasks with every attempt and verdict, usage and cost."""
+    """Show a run's full history, or export it as Markdown or JSON.
+
+    Plan versions, every attempt (input, output, verdict, model, tokens, cost, time), usage,
+    events, the answer with the sources of its statements, and the checkpoints.
+    """
+    if format not in ("text", "md", "json"):
+        err.print("[red]error:[/] --format must be text, md or json")
+        raise typer.Exit(EXIT_USAGE)
     try:
         values = asyncio.run(_values(db or default_db(), thread))
     except UsageError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_USAGE) from exc
-    if format == "json":
-        sys.stdout.write(audit.to_json(values) + "\n")  # type: ignore[arg-type]
-    elif format == "md":
-        sys.stdout.write(audit.to_markdown(values))  # type: ignore[arg-type]
+    if format == "text":
+        console.print(Markdown(audit.to_markdown(values, max_output_chars=1500)))
+        return
+    text = audit.to_json(values) + "\n" if format == "json" else audit.to_markdown(values)
+    if out is None:
+        sys.stdout.write(text)
     else:
-        console.print(Markdown(audit.to_markdown(values)))  # type: ignore[arg-type]
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+async def _rerun(
+    db: str,
+    thread: str,
+    subtask: str,
+    checkpoint: str | None,
+    models: list[str],
+    quiet: bool,
+    durability: str,
+) -> int:
+    async with _open_app(db) as (app_graph, store):
+        await _require_run(app_graph, db, thread)
+        try:
+            fork = await find_base(app_graph, thread, subtask, checkpoint)
+        except RerunError as exc:
+            raise UsageError(str(exc)) from exc
+        saved = await _saved_context(app_graph, dict(fork.base.config))
+        ctx = _context(dataclasses.asdict(saved), models)
+        base_id = fork.base.config["configurable"]["checkpoint_id"]
+        console.print(
+            f"forking {thread} at checkpoint {base_id}; running again: {', '.join(fork.subtasks)}"
+        )
+        await fork_for_rerun(app_graph, fork, why=" ".join(models))
+        config = _config(thread, ctx)
+        return await _stream(app_graph, store, thread, None, ctx, config, quiet, False, durability)
+
+
+@app.command()
+def rerun(
+    thread: Annotated[str, typer.Argument(help="Thread id of the run.")],
+    subtask: Annotated[str, typer.Argument(help="Subtask id to run again.")],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="ROLE=PROVIDER:MODEL for the rerun, e.g. writer=openai:gpt-4.1 (repeatable).",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(help="Fork this checkpoint (default: the latest before synthesis)."),
+    ] = None,
+    db: DbOption = None,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    durability: DurabilityOption = "sync",
+) -> None:
+    """Time travel: fork a run and run one subtask again, then re-synthesize.
+
+    The fork starts at a past checkpoint (default: the latest before synthesis). The subtask
+    and those that used its output run again; siblings keep their results; the original
+    branch stays in the thread's history.
+    """
+    _check_durability(durability)
+    _execute(
+        _rerun(db or default_db(), thread, subtask, checkpoint, model or [], quiet, durability),
+        thread,
+    )
 
 
 @app.command()

@@ -68,3 +68,28 @@ def shop_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     from workers.support_sample import generate
 
     return str(generate(tmp_path_factory.mktemp("shop") / "shop.sqlite"))
+
+
+@pytest.fixture
+def cli(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run `foreman` in-process on a fresh home and SQLite database (offline models)."""
+    from typer.testing import CliRunner
+
+    from foreman.cli import app
+
+    monkeypatch.setenv("FOREMAN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FOREMAN_DB", f"sqlite:{tmp_path / 'cli.sqlite'}")
+    for var in (
+        "FOREMAN_PLANNER_MODEL",
+        "FOREMAN_WORKER_MODEL",
+        "FOREMAN_VALIDATOR_MODEL",
+        "FOREMAN_SYNTHESIZER_MODEL",
+        "FOREMAN_THREAD_TTL",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None) -> Any:
+        return runner.invoke(app, list(args), catch_exceptions=False, input=input)
+
+    return invoke

@@ -3,30 +3,8 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
-
-from foreman.cli import app
 
 REQUEST = "Write a report on residential heat pumps: how they work and running costs"
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("FOREMAN_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FOREMAN_DB", f"sqlite:{tmp_path / 'cli.sqlite'}")
-    for var in (
-        "FOREMAN_PLANNER_MODEL",
-        "FOREMAN_WORKER_MODEL",
-        "FOREMAN_VALIDATOR_MODEL",
-        "FOREMAN_SYNTHESIZER_MODEL",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None):
-        return runner.invoke(app, list(args), catch_exceptions=False, input=input)
-
-    return invoke
 
 
 def test_help_explains_commands(cli):
@@ -113,3 +91,53 @@ def test_run_and_list_on_postgres(cli):
     assert thread in listed and "done" in listed
     shown = json.loads(cli("show", thread, "--db", PG_URL, "--format", "json").output)
     assert shown["status"] == "done"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "exit"])
+def test_every_durability_mode_finishes_a_run(cli, mode):
+    # "sync" once crashed in worker subgraphs (LangGraph waited for a checkpoint a graph
+    # without a checkpointer never writes); see graph/execution.py.
+    result = cli("run", REQUEST, "--thread", f"d-{mode}", "--durability", mode, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads(cli("show", f"d-{mode}", "--format", "json").output)["status"] == "done"
+
+
+def test_unknown_durability_mode_is_a_usage_error(cli):
+    result = cli("run", REQUEST, "--durability", "sometimes")
+    assert result.exit_code == 2
+    assert "--durability must be one of sync, async, exit" in result.output
+
+
+def test_resume_after_a_kill_between_saved_writes_and_the_next_checkpoint(
+    cli, tmp_path, monkeypatch
+):
+    """`next` is empty in that window; resume must still see the saved task and finish it."""
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per thread
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    db = f"sqlite:{tmp_path / 'cli.sqlite'}"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.blocked_checkpoint_child", db, "k1"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert "blocking the next checkpoint" in child.stdout.readline()
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert "stopped at plan (resumable)" in cli("threads").output
+    result = cli("resume", "k1", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "already finished" not in result.output
+    assert json.loads(cli("show", "k1", "--format", "json").output)["status"] == "done"

@@ -1,0 +1,113 @@
+"""Thread housekeeping on either backend: list, load for export, delete, expire by age."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
+
+from foreman.checkpointers import thread_ids
+from graph.outputs import forget_thread, load_all
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> float:
+    """Seconds in an age like `90s`, `30m`, `12h`, `7d`, `2w` (a bare number is days)."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if not found:
+        raise ValueError(f"not an age: {text!r} (use e.g. 30m, 12h, 7d, 2w)")
+    return float(found.group(1)) * UNITS[found.group(2) or "d"]
+
+
+@dataclass
+class ThreadInfo:
+    """One thread as `foreman threads` shows it."""
+
+    thread_id: str
+    updated_at: float
+    """Unix time of its latest checkpoint."""
+    status: str
+    request: str
+
+
+def _config(thread_id: str) -> Any:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+async def last_update(saver: BaseCheckpointSaver, thread_id: str) -> float | None:
+    """Unix time of a thread's latest checkpoint, or None if it has none."""
+    found = await saver.aget_tuple(_config(thread_id))
+    return None if found is None else datetime.fromisoformat(found.checkpoint["ts"]).timestamp()
+
+
+async def list_threads(app: Pregel, saver: BaseCheckpointSaver, limit: int) -> list[ThreadInfo]:
+    """Threads with their status, most recently updated first."""
+    rows = []
+    for tid in (await thread_ids(saver))[:limit]:
+        snap = await app.aget_state(_config(tid))
+        status = snap.values.get("status", "?")
+        if snap.interrupts:
+            kinds = ", ".join(i.value.get("kind", "?") for i in snap.interrupts)
+            status = f"waiting: {kinds}"
+        elif snap.tasks:  # `tasks`, not `next`: it keeps tasks whose writes were saved
+            status = f"stopped at {', '.join(t.name for t in snap.tasks)} (resumable)"
+        # the snapshot's `created_at` is its checkpoint's `ts`: no second read
+        updated = datetime.fromisoformat(snap.created_at).timestamp() if snap.created_at else 0.0
+        rows.append(ThreadInfo(tid, updated, status, snap.values.get("request", "")))
+    return rows
+
+
+async def delete_thread(saver: BaseCheckpointSaver, store: BaseStore, thread_id: str) -> int:
+    """Delete a thread's checkpoints and the stored outputs only it used; return those."""
+    await saver.adelete_thread(thread_id)
+    return await forget_thread(store, thread_id)
+
+
+async def old_threads(
+    saver: BaseCheckpointSaver, max_age_s: float, now: float | None = None
+) -> list[str]:
+    """Threads whose latest checkpoint is older than `max_age_s`."""
+    cutoff = (now if now is not None else time.time()) - max_age_s
+    old = []
+    for tid in await thread_ids(saver):
+        updated = await last_update(saver, tid)
+        if updated is not None and updated < cutoff:
+            old.append(tid)
+    return old
+
+
+async def expire_threads(
+    saver: BaseCheckpointSaver, store: BaseStore, max_age_s: float, now: float | None = None
+) -> list[str]:
+    """Delete every thread whose latest checkpoint is older than `max_age_s`; return them."""
+    expired = await old_threads(saver, max_age_s, now)
+    for tid in expired:
+        await delete_thread(saver, store, tid)
+    return expired
+
+
+async def full_values(app: Pregel, store: BaseStore, thread_id: str) -> dict[str, Any]:
+    """A thread's latest state with every stored output back in place, for export."""
+    snap = await app.aget_state(_config(thread_id))
+    values = dict(snap.values)
+    if values.get("results"):
+        values["results"] = await load_all(values["results"], store)
+    values["checkpoints"] = [
+        {
+            "checkpoint_id": s.config["configurable"]["checkpoint_id"],
+            "parent": (s.parent_config or {}).get("configurable", {}).get("checkpoint_id"),
+            "at": s.created_at,
+            "step": (s.metadata or {}).get("step"),
+            "source": (s.metadata or {}).get("source"),
+            "next": list(s.next),
+        }
+        async for s in app.aget_state_history(_config(thread_id))
+    ]
+    return values

@@ -1,0 +1,142 @@
+"""Thread housekeeping on SQLite and PostgreSQL: list, delete, expire by age, export.
+
+PostgreSQL tests use a database of their own (created if missing), so expiring threads
+never touches another test's data in the shared `test` database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from foreman.checkpointers import open_persistence
+from foreman.threads import delete_thread, expire_threads, full_values, last_update, list_threads
+from graph import Context, build_graph
+from graph.outputs import OUTPUTS, referenced_keys
+from tests.conftest import HEAT_PUMPS
+
+PG_ADMIN = os.environ.get("FOREMAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG_DB = "foreman_housekeeping_test"
+
+
+def pg_url() -> str:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DB,)).fetchone()
+        if not found:
+            conn.execute(f'CREATE DATABASE "{PG_DB}"')
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'runs.sqlite'}"
+    return pg_url()
+
+
+@pytest.fixture
+async def persistence(db: str) -> AsyncIterator[tuple[Any, Any]]:
+    async with open_persistence(db) as (saver, store):
+        yield build_graph().compile(checkpointer=saver, store=store), store
+
+
+async def start(app: Any, request: str = HEAT_PUMPS) -> str:
+    thread = f"hk-{uuid.uuid4().hex[:10]}"
+    config = {"configurable": {"thread_id": thread}}
+    out = await app.ainvoke({"request": request}, config, context=Context())
+    assert out["status"] == "done"
+    return thread
+
+
+async def test_delete_drops_checkpoints_and_only_unshared_outputs(persistence) -> None:
+    app, store = persistence
+    saver = app.checkpointer
+    a = await start(app)
+    b = await start(app)  # same request, same offline outputs: every stored output is shared
+    c = await start(app, "Compare heat pump refrigerants and their environmental impact")
+    keys = {}
+    for name, thread in (("a", a), ("b", b), ("c", c)):
+        values = (await app.aget_state({"configurable": {"thread_id": thread}})).values
+        keys[name] = referenced_keys(values["results"].values())
+    assert keys["a"] and keys["a"] == keys["b"] and keys["c"] - keys["a"]
+
+    assert await delete_thread(saver, store, a) == 0  # b still uses all of them
+    assert await saver.aget_tuple({"configurable": {"thread_id": a}}) is None
+    assert (await full_values(app, store, b))["results"]["w1"]["text"]  # b reads back whole
+    only_c = keys["c"] - keys["b"]
+    assert await delete_thread(saver, store, c) == len(only_c)
+    for key in only_c:
+        assert await store.aget(OUTPUTS, key) is None
+    for key in keys["b"]:
+        assert await store.aget(OUTPUTS, key) is not None
+    listed = {row.thread_id for row in await list_threads(app, saver, limit=10_000)}
+    assert b in listed and a not in listed and c not in listed
+    await delete_thread(saver, store, b)
+
+
+async def test_expire_deletes_threads_older_than_the_ttl(persistence) -> None:
+    app, store = persistence
+    saver = app.checkpointer
+    old = await start(app)
+    new = await start(app)
+    t_old, t_new = await last_update(saver, old), await last_update(saver, new)
+    assert t_old is not None and t_new is not None and t_old < t_new
+    # A TTL that falls between the two runs' last checkpoints.
+    expired = await expire_threads(saver, store, max_age_s=(t_new - t_old) / 2, now=t_new)
+    assert old in expired and new not in expired
+    assert await saver.aget_tuple({"configurable": {"thread_id": old}}) is None
+    assert (await full_values(app, store, new))["status"] == "done"
+    assert new in await expire_threads(saver, store, max_age_s=0, now=t_new + 1)
+
+
+def test_cli_threads_delete_expire_and_export(cli, tmp_path, monkeypatch) -> None:
+    for thread in ("one", "two"):
+        assert cli("run", HEAT_PUMPS, "--thread", thread, "--quiet").exit_code == 0
+    listing = cli("threads").output
+    assert "one" in listing and "two" in listing and "done" in listing
+
+    export = tmp_path / "one.json"
+    assert cli("show", "one", "--format", "json", "--out", str(export)).exit_code == 0
+    data = json.loads(export.read_text())
+    attempt = data["results"]["r1"]["attempts"][0]
+    assert attempt["input"]["objective"] and attempt["output"]["findings"]  # loaded whole
+    assert {"model", "usage", "duration_s", "verdict"} <= set(attempt)
+    assert data["checkpoints"] and data["checkpoints"][-1]["parent"] is None
+    md = cli("show", "one", "--format", "md").output
+    assert "- input: " in md and '"findings"' in md and "## Checkpoints" in md
+
+    result = cli("delete", "one")
+    assert result.exit_code == 0 and "deleted one" in result.output
+    assert cli("show", "one").exit_code == 2
+    bad = cli("delete", "nope")
+    assert bad.exit_code == 2 and "no run with thread id 'nope'" in bad.output
+
+    assert cli("expire").exit_code == 2  # no age given and no FOREMAN_THREAD_TTL
+    assert cli("expire", "--older-than", "soon").exit_code == 2
+    dry = cli("expire", "--older-than", "0s", "--dry-run")
+    assert dry.exit_code == 0 and "would delete 1" in dry.output and "two" in dry.output
+    assert "two" in cli("threads").output
+    # With a TTL set, `run` expires older threads before it starts.
+    monkeypatch.setenv("FOREMAN_THREAD_TTL", "0s")
+    result = cli("run", HEAT_PUMPS, "--thread", "three", "--quiet")
+    assert result.exit_code == 0 and "expired 1 thread(s)" in result.output
+    listing = cli("threads").output
+    assert "three" in listing and "two" not in listing
+
+
+def test_server_persistence_follows_foreman_db_then_the_platform_database(monkeypatch) -> None:
+    from foreman.server import server_db
+
+    monkeypatch.delenv("FOREMAN_DB", raising=False)
+    monkeypatch.delenv("DATABASE_URI", raising=False)
+    assert server_db() == "sqlite:.foreman/foreman.sqlite"
+    monkeypatch.setenv("DATABASE_URI", "postgres://u@db:5432/platform")
+    assert server_db() == "postgres://u@db:5432/platform"  # replicas share it
+    monkeypatch.setenv("FOREMAN_DB", "sqlite:/data/foreman.sqlite")
+    assert server_db() == "sqlite:/data/foreman.sqlite"
