@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+AEGRA_STAMP := .aegra/venv/.installed
 EXAMPLES ?= report support
 export LANGSMITH_TRACING ?= false
 export LANGGRAPH_CLI_NO_ANALYTICS ?= 1
@@ -11,7 +12,7 @@ export LANGGRAPH_NO_VERSION_CHECK ?= true
 .DEFAULT_GOAL := help
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +35,23 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) data lint ## Lint, type-check and run every test (needs local PostgreSQL)
+test: $(STAMP) data lint $(AEGRA_STAMP) ## Lint, type-check and run every test (PostgreSQL, Redis)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP) ## Scheduling and overhead benchmarks; writes bench/results/latest.json
+$(AEGRA_STAMP): deploy/aegra/requirements.txt pyproject.toml | $(STAMP)
+	$(BIN)/python deploy/aegra/cluster.py install
+
+aegra-install: $(AEGRA_STAMP) ## Create .aegra/venv: Aegra (needs Python >= 3.12) and Foreman
+
+aegra-up: $(AEGRA_STAMP) ## Serve Foreman from 2 Aegra instances on one PostgreSQL and Redis
+	$(BIN)/python deploy/aegra/cluster.py up $(ARGS)
+
+test-aegra: $(STAMP) data $(AEGRA_STAMP) ## Two Aegra instances, 20 runs, one killed mid-run
+	$(BIN)/python -m pytest -q -s -m aegra tests/test_aegra.py
+
+bench: $(STAMP) ## Scheduling, overhead and durability benchmarks; writes bench/results/*.json
 	$(BIN)/python -m bench.run $(ARGS)
+	$(BIN)/python -m bench.durability
 
 dev: $(STAMP) data ## Serve the graph with `langgraph dev` (offline) for LangGraph Studio
 	$(BIN)/langgraph dev --no-browser
@@ -47,6 +60,6 @@ graph: $(STAMP) ## Print the graph as Mermaid
 	$(BIN)/foreman graph
 
 clean: ## Remove the virtualenv and local run data
-	rm -rf $(VENV) .foreman .langgraph_api data/support/shop.sqlite
+	rm -rf $(VENV) .aegra .foreman .langgraph_api data/support/shop.sqlite
 
-.PHONY: help install demo data lint test bench dev graph clean
+.PHONY: help install demo data lint test bench dev graph clean aegra-install aegra-up test-aegra
