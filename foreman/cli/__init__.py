@@ -1,0 +1,36 @@
+"""The `foreman` command: run, resume, list, inspect and fork orchestrated runs.
+
+Commands live in `running` (run, resume) and `history` (threads, show, rerun, delete,
+expire); importing them registers them on the one Typer `app` from `common`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from foreman.cli import history, running  # noqa: F401  (registers their commands)
+from foreman.cli.common import app, console
+from foreman.examples import EXAMPLES
+
+__all__ = ["app", "main"]
+
+
+@app.command()
+def examples() -> None:
+    """List the named examples, one per pattern, and whether offline mode runs them."""
+    for name, ex in EXAMPLES.items():
+        mode = "offline" if ex.offline else "needs a model"
+        console.print(f"[bold]{name}[/] ({mode}): {ex.pattern}\n  {ex.request}\n")
+
+
+@app.command("graph")
+def draw_graph() -> None:
+    """Print the graph as a Mermaid diagram (drawn from the compiled graph)."""
+    from graph import graph as compiled
+
+    sys.stdout.write(compiled.get_graph().draw_mermaid())
+
+
+def main() -> None:
+    """Entry point of the `foreman` script."""
+    app()
