@@ -1,4 +1,4 @@
-"""Thread housekeeping on either backend: list, load for export, delete, expire by age."""
+"""Thread housekeeping on either backend: list, export, delete, expire by age, collect garbage."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 
 from foreman.checkpointers import thread_ids
-from graph.outputs import forget_thread, load_all
+from graph.outputs import forget_thread, last_registration, load_all, registered_threads
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -91,6 +91,34 @@ async def expire_threads(
     for tid in expired:
         await delete_thread(saver, store, tid)
     return expired
+
+
+async def collect_garbage(
+    saver: BaseCheckpointSaver,
+    store: BaseStore,
+    grace_s: float = 86400.0,
+    dry_run: bool = False,
+    now: float | None = None,
+) -> dict[str, int]:
+    """Drop the stored-output uses of threads that were deleted without `foreman delete`.
+
+    The LangGraph server and Studio delete a thread's checkpoints only; its outputs stay in
+    the store, registered to a thread that is gone. A thread qualifies when it has no
+    checkpoint and stored nothing for `grace_s`: a run with `durability="exit"` stores
+    outputs before its first checkpoint, and must not lose them while it runs.
+
+    Returns those threads, each with how many outputs went with it (0: still used by
+    another thread; with `dry_run` nothing is dropped and every count is 0).
+    """
+    cutoff = (now if now is not None else time.time()) - grace_s
+    gone = {}
+    for tid in await registered_threads(store):
+        if await saver.aget_tuple(_config(tid)) is not None:
+            continue
+        stored = await last_registration(store, tid)
+        if stored is not None and stored < cutoff:
+            gone[tid] = 0 if dry_run else await forget_thread(store, tid)
+    return gone
 
 
 async def full_values(app: Pregel, store: BaseStore, thread_id: str) -> dict[str, Any]:

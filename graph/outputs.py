@@ -10,7 +10,8 @@ in the store, under the SHA-256 of their JSON, keeps checkpoints small: a record
 The store is the one the graph runs with (`compile(store=...)`, the CLI's store beside its
 checkpointer, or the LangGraph server's). Without a store nothing moves: records stay whole.
 Two small indexes, `("foreman", "uses", KEY)` → thread and `("foreman", "threads", THREAD)` →
-key, let deleting a thread drop exactly the outputs no other thread uses.
+key, let deleting a thread drop exactly the outputs no other thread uses, and let
+`foreman gc` find threads whose checkpoints were deleted elsewhere (by the server).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
+from datetime import UTC
 from typing import Any, cast
 
 from langgraph.config import get_config, get_store
-from langgraph.store.base import BaseStore, GetOp, PutOp
+from langgraph.store.base import BaseStore, GetOp, Item, PutOp
 
 from graph.state import SubtaskRecord
 
@@ -57,6 +59,10 @@ def _thread_id() -> str:
 def _label(thread_id: str) -> str:
     """A thread id as a store namespace label (labels may not contain periods)."""
     return thread_id.replace("%", "%25").replace(".", "%2E") or "-"
+
+
+def _unlabel(label: str) -> str:
+    return label.replace("%2E", ".").replace("%25", "%")
 
 
 def _fields(rec: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
@@ -150,23 +156,48 @@ async def load_all(
     return out
 
 
+async def _registrations(store: BaseStore, thread_id: str) -> list[Item]:
+    namespace = (*THREADS, _label(thread_id))
+    items: list[Item] = []
+    while page := await store.asearch(namespace, limit=500, offset=len(items)):
+        items += page
+    return items
+
+
 async def forget_thread(store: BaseStore, thread_id: str) -> int:
     """Drop a thread's uses of stored outputs, and each output no other thread uses.
 
     Returns how many outputs were deleted.
     """
     namespace = (*THREADS, _label(thread_id))
-    keys: list[str] = []
-    while page := await store.asearch(namespace, limit=500, offset=len(keys)):
-        keys += [item.key for item in page]
     dropped = 0
-    for key in keys:
+    for item in await _registrations(store, thread_id):
+        key = item.key
         await store.adelete((*USES, key), thread_id)
         if not await store.asearch((*USES, key), limit=1):
             await store.adelete(OUTPUTS, key)
             dropped += 1
         await store.adelete(namespace, key)
     return dropped
+
+
+async def last_registration(store: BaseStore, thread_id: str) -> float | None:
+    """Unix time a thread last stored an output, or None if it has none registered."""
+    items = await _registrations(store, thread_id)
+    if not items:
+        return None
+    newest = max(item.updated_at for item in items)
+    if newest.tzinfo is None:  # the SQLite store gives naive UTC times
+        newest = newest.replace(tzinfo=UTC)
+    return newest.timestamp()
+
+
+async def registered_threads(store: BaseStore) -> list[str]:
+    """Every thread the store has recorded uses of stored outputs for."""
+    labels: list[str] = []
+    while page := await store.alist_namespaces(prefix=THREADS, limit=500, offset=len(labels)):
+        labels += [ns[len(THREADS)] for ns in page if len(ns) > len(THREADS)]
+    return [_unlabel(label) for label in labels]
 
 
 def referenced_keys(records: Iterable[Mapping[str, Any]]) -> set[str]:

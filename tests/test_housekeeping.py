@@ -6,8 +6,10 @@ never touches another test's data in the shared `test` database.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,9 +18,16 @@ import psycopg
 import pytest
 
 from foreman.checkpointers import open_persistence
-from foreman.threads import delete_thread, expire_threads, full_values, last_update, list_threads
+from foreman.threads import (
+    collect_garbage,
+    delete_thread,
+    expire_threads,
+    full_values,
+    last_update,
+    list_threads,
+)
 from graph import Context, build_graph
-from graph.outputs import OUTPUTS, referenced_keys
+from graph.outputs import OUTPUTS, last_registration, referenced_keys, registered_threads
 from tests.conftest import HEAT_PUMPS
 
 PG_ADMIN = os.environ.get("FOREMAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -95,6 +104,50 @@ async def test_expire_deletes_threads_older_than_the_ttl(persistence) -> None:
     assert new in await expire_threads(saver, store, max_age_s=0, now=t_new + 1)
 
 
+async def test_gc_drops_outputs_of_threads_deleted_elsewhere(persistence) -> None:
+    app, store = persistence
+    saver = app.checkpointer
+    kept = await start(app)
+    gone = await start(app, "Compare heat pump refrigerants and their environmental impact")
+    keys = {}
+    for thread in (kept, gone):
+        values = (await app.aget_state({"configurable": {"thread_id": thread}})).values
+        keys[thread] = referenced_keys(values["results"].values())
+    only_gone = keys[gone] - keys[kept]
+    assert only_gone and keys[kept]
+
+    await saver.adelete_thread(gone)  # all the LangGraph server does when a thread is deleted
+    assert all([await store.aget(OUTPUTS, k) is not None for k in only_gone])  # left behind
+    assert gone not in await collect_garbage(saver, store)  # stored just now: spared
+    dry = await collect_garbage(saver, store, grace_s=0, dry_run=True)
+    assert dry[gone] == 0 and kept not in dry
+    assert all([await store.aget(OUTPUTS, k) is not None for k in only_gone])
+
+    dropped = await collect_garbage(saver, store, grace_s=0)
+    assert kept not in dropped and 0 < dropped[gone] <= len(only_gone)
+    assert all([await store.aget(OUTPUTS, k) is None for k in only_gone])
+    assert all([await store.aget(OUTPUTS, k) is not None for k in keys[kept]])
+    assert gone not in await registered_threads(store)
+    assert (await full_values(app, store, kept))["results"]["w1"]["text"]
+    assert gone not in await collect_garbage(saver, store, grace_s=0)  # nothing left to do
+    await delete_thread(saver, store, kept)
+
+
+async def test_registration_time_is_right_in_any_time_zone(persistence, monkeypatch) -> None:
+    app, store = persistence
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # 9 h east of the UTC the SQLite store keeps
+    time.tzset()
+    try:
+        before = time.time()
+        thread = await start(app)
+        stored = await last_registration(store, thread)
+        assert stored is not None and before - 2 <= stored <= time.time() + 2
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    await delete_thread(app.checkpointer, store, thread)
+
+
 def test_cli_threads_delete_expire_and_export(cli, tmp_path, monkeypatch) -> None:
     for thread in ("one", "two"):
         assert cli("run", HEAT_PUMPS, "--thread", thread, "--quiet").exit_code == 0
@@ -128,6 +181,22 @@ def test_cli_threads_delete_expire_and_export(cli, tmp_path, monkeypatch) -> Non
     assert result.exit_code == 0 and "expired 1 thread(s)" in result.output
     listing = cli("threads").output
     assert "three" in listing and "two" not in listing
+
+    # A run deleted behind the CLI's back (as the server does) leaves outputs for `gc`.
+    asyncio.run(_delete_checkpoints_only(os.environ["FOREMAN_DB"], "three"))
+    assert cli("gc", "--grace", "soon").exit_code == 2
+    assert "three" not in cli("gc", "--dry-run").output  # within the default grace (1d)
+    dry = cli("gc", "--grace", "0s", "--dry-run")
+    assert dry.exit_code == 0 and "1 deleted run(s) left stored outputs: three" in dry.output
+    result = cli("gc", "--grace", "0s")
+    assert result.exit_code == 0 and "of 1 deleted run(s)" in result.output
+    assert "dropped 0" not in result.output
+    assert "of 0 deleted run(s)" in cli("gc", "--grace", "0s").output
+
+
+async def _delete_checkpoints_only(db: str, thread: str) -> None:
+    async with open_persistence(db) as (saver, _store):
+        await saver.adelete_thread(thread)
 
 
 def test_server_persistence_follows_foreman_db_then_the_platform_database(monkeypatch) -> None:

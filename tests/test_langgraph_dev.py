@@ -9,6 +9,7 @@ first, whose `EngineResponder` answers with the offline engines and records ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -21,9 +22,11 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import NotFoundError
 
-from foreman.checkpointers import open_checkpointer, open_store
-from graph.outputs import OUTPUTS
+from foreman.checkpointers import open_checkpointer, open_persistence, open_store
+from foreman.threads import collect_garbage
+from graph.outputs import OUTPUTS, USES, registered_threads
 from tests.conftest import HEAT_PUMPS
 from tests.support import langgraph_dev
 from tests.support.engine_models import Call, EngineResponder, Hold
@@ -137,7 +140,8 @@ async def new_thread(client: LangGraphClient) -> AsyncIterator[Callable[[], Awai
 
     yield _new
     for thread_id in created:
-        await client.threads.delete(thread_id)
+        with contextlib.suppress(NotFoundError):  # the test may have deleted it
+            await client.threads.delete(thread_id)
 
 
 async def run_to_end(
@@ -457,6 +461,18 @@ async def test_thread_state_history_and_the_sqlite_checkpointer(
     async with open_store(f"sqlite:{db_file}") as store:
         missing = [k for k in refs if await store.aget(OUTPUTS, k) is None]
     assert not missing
+
+    # Deleting the thread through the server drops its checkpoints only; `foreman gc`
+    # (collect_garbage) then drops its registration and the outputs nobody else uses.
+    await client.threads.delete(thread_id)
+    async with open_persistence(f"sqlite:{db_file}") as (saver, store):
+        assert await saver.aget_tuple(config) is None
+        assert thread_id in await registered_threads(store)
+        collected = await collect_garbage(saver, store, grace_s=0)
+        assert thread_id in collected and thread_id not in await registered_threads(store)
+        users = [await store.asearch((*USES, k), limit=1) for k in refs]
+        kept = [await store.aget(OUTPUTS, k) is not None for k in refs]
+    assert kept == [bool(u) for u in users]  # an output stays exactly while a thread uses it
 
 
 async def test_time_travel_fork_reruns_one_subtask_and_resynthesizes(

@@ -110,6 +110,41 @@ def expire(
     console.print(f"{verb} {len(gone)} run(s) older than {age}: {' '.join(gone) or '-'}")
 
 
+async def _gc(db: str, grace_s: float, dry_run: bool) -> dict[str, int]:
+    async with open_app(db) as (app_graph, store):
+        saver = app_graph.checkpointer
+        return await housekeeping.collect_garbage(saver, store, grace_s, dry_run)
+
+
+@app.command()
+def gc(
+    grace: Annotated[
+        str,
+        typer.Option(
+            help="Spare runs that stored an output this recently (a run with --durability "
+            "exit has no checkpoint until it ends)."
+        ),
+    ] = "1d",
+    db: DbOption = None,
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be dropped.")] = False,
+) -> None:
+    """Drop stored outputs left by runs deleted through the server API or Studio.
+
+    `foreman delete` and `expire` do this themselves; the server deletes only checkpoints.
+    """
+    try:
+        grace_s = housekeeping.parse_age(grace)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] --grace: {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    gone = asyncio.run(_gc(db or default_db(), grace_s, dry_run))
+    if dry_run:
+        console.print(f"{len(gone)} deleted run(s) left stored outputs: {' '.join(gone) or '-'}")
+        return
+    dropped = sum(gone.values())
+    console.print(f"dropped {dropped} stored output(s) of {len(gone)} deleted run(s)")
+
+
 async def _values(db: str, thread: str) -> dict[str, Any]:
     async with open_app(db) as (app_graph, store):
         values = await housekeeping.full_values(app_graph, store, thread)
