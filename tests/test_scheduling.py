@@ -40,7 +40,6 @@ async def test_subtask_starts_when_its_own_dependencies_are_done(models, thread)
     assert iv["y2"][0] < iv["x1"][1] - 0.2
     assert iv["y2"][0] >= iv["y1"][1]
     assert iv["z"][0] >= max(iv["x2"][1], iv["y2"][1])
-    assert iv["z"][1] - iv["x1"][0] < 0.45 + 0.05 + 0.15  # near the 0.5 s critical path
 
 
 async def test_parallelism_is_capped(models, thread):
