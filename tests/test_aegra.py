@@ -17,15 +17,10 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-import signal
-import subprocess
-import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +29,26 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from deploy.aegra.cluster import Cluster, Instance, is_installed, venv_python
-from graph.offline.model import ENGINES
-from tests.support.openai_server import (
-    OpenAICompatServer,
-    Reply,
-    requested_schema_name,
-    split_messages,
-    structured_reply,
-)
+from deploy.aegra.cluster import Cluster, is_installed
+from tests.support.openai_server import OpenAICompatServer
 from tests.support.ports import free_ports
+
+# The helpers assert on the threads; pytest explains a failed assert only in modules it rewrites.
+pytest.register_assert_rewrite("tests.support.aegra_runs")
+
+from tests.support.aegra_runs import (  # noqa: E402
+    Follower,
+    SlowModel,
+    check_thread,
+    delete_redis_keys,
+    follow,
+    kill_busier,
+    logs,
+    repeats,
+    submit,
+    wait_finished,
+    wait_until_mid_run,
+)
 
 pytestmark = [
     pytest.mark.aegra,
@@ -62,7 +67,6 @@ MODEL_DELAY_S = 1.5
 # A call answered this long before the kill had time to be checkpointed: it must not recur.
 CHECKPOINT_GRACE_S = 0.5
 FINISH_TIMEOUT_S = 120.0
-HOUSE = re.compile(r"\bhouse (\d{2})\b")
 CONTEXT: dict[str, Any] = {
     "planner_model": "offline",
     "worker_model": "local:slow",
@@ -80,66 +84,6 @@ AEGRA_TEST_ENV = {
     "BLPOP_TIMEOUT_SECONDS": "1",
     "BLOCKING_SOCKET_TIMEOUT_SECONDS": "7",
 }
-
-
-def request(house: int) -> str:
-    """The request of run `house`; the planner puts the house in every subtask objective."""
-    topic = f"residential heat pumps for house {house:02d}"
-    return f"Write a report on {topic}: how they work and running costs"
-
-
-@dataclass
-class Call:
-    """One chat completion the model server received."""
-
-    house: int | None
-    key: str
-    start: float
-    end: float | None = None
-
-
-@dataclass
-class SlowModel:
-    """Answers like Foreman's offline engine, `delay_s` later; records every call."""
-
-    delay_s: float
-    calls: list[Call] = field(default_factory=list)
-    stopped: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, req: dict) -> Reply:
-        schema = requested_schema_name(req)
-        system, human = split_messages(req)
-        found = HOUSE.search(human)
-        call = Call(int(found.group(1)) if found else None, f"{schema}\n{human}", time.monotonic())
-        with self.lock:
-            self.calls.append(call)
-        if schema not in ENGINES:
-            return Reply(error=(400, f"test server: no offline engine for {schema!r}"))
-        reply = structured_reply(req, ENGINES[schema](system, human))
-        self.stopped.wait(self.delay_s)
-        call.end = time.monotonic()
-        return reply
-
-    def answered(self) -> Counter[int | None]:
-        """Calls answered so far, by house."""
-        with self.lock:
-            return Counter(c.house for c in self.calls if c.end is not None)
-
-    def in_flight(self) -> Counter[int | None]:
-        """Calls not answered yet, by house."""
-        with self.lock:
-            return Counter(c.house for c in self.calls if c.end is None)
-
-
-@dataclass
-class Submitted:
-    """One run as submitted."""
-
-    house: int
-    thread_id: str
-    run_id: str
-    via: str
 
 
 @pytest.fixture
@@ -192,12 +136,12 @@ def cluster(
         aegra.start()
     except (RuntimeError, TimeoutError, OSError) as exc:
         aegra.stop()
-        pytest.fail(f"Aegra did not start: {exc}\n" + _logs(aegra))
+        pytest.fail(f"Aegra did not start: {exc}\n" + logs(aegra))
     try:
         yield aegra
     finally:
         aegra.stop()
-        _delete_redis_keys(f"{prefix}:*")
+        delete_redis_keys(REDIS_URL, f"{prefix}:*")
 
 
 @pytest.fixture
@@ -213,171 +157,6 @@ async def clients(cluster: Cluster) -> AsyncIterator[list[LangGraphClient]]:
             await client.aclose()
 
 
-def _delete_redis_keys(pattern: str) -> None:
-    """Delete the test's keys with the Aegra virtualenv's redis client (Foreman has none)."""
-    code = (
-        "import redis, sys; r = redis.Redis.from_url(sys.argv[1]); "
-        "[r.delete(k) for k in r.scan_iter(sys.argv[2])]"
-    )
-    subprocess.run([str(venv_python()), "-c", code, REDIS_URL, pattern], check=True, timeout=30)
-
-
-def _logs(cluster: Cluster) -> str:
-    return "\n".join(i.tail() for i in cluster.instances)
-
-
-async def _submit(house: int, client: LangGraphClient, via: str) -> Submitted:
-    thread = await client.threads.create(metadata={"house": house})
-    run = await client.runs.create(
-        thread["thread_id"],
-        "foreman",
-        input={"request": request(house)},
-        context=CONTEXT,
-        stream_mode=["values", "custom"],
-    )
-    return Submitted(house, thread["thread_id"], run["run_id"], via)
-
-
-@dataclass
-class Follower:
-    """A client following one run's stream, and what it saw."""
-
-    run: Submitted
-    events: list[tuple[str, Any]] = field(default_factory=list)
-    last_id: str | None = None
-    through: list[str] = field(default_factory=list)
-
-
-async def _follow(follower: Follower, client: LangGraphClient, name: str) -> None:
-    """Follow the stream through `client`, from the last event received (or the start)."""
-    follower.through.append(name)
-    run = follower.run
-    async for part in client.runs.join_stream(
-        run.thread_id, run.run_id, last_event_id=follower.last_id
-    ):
-        follower.events.append((part.event, part.data))
-        follower.last_id = part.id or follower.last_id
-
-
-async def _wait_until_mid_run(
-    cluster: Cluster, model: SlowModel, runs: list[Submitted], timeout_s: float = 60.0
-) -> None:
-    """Until every run is held by a worker and has model answers behind it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        table = cluster.leases()
-        held = all(table[r.run_id][1] for r in runs if r.run_id in table)
-        answered, pending = model.answered(), model.in_flight()
-        if len(table) == len(runs) and held and all(answered[r.house] >= 2 for r in runs):
-            if all(pending[r.house] for r in runs):
-                # Every run is waiting for its next wave of answers: halfway through it,
-                # the answers of the last wave are well checkpointed.
-                await asyncio.sleep(model.delay_s / 2)
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"runs not all under way: {table}\n{_logs(cluster)}")
-
-
-async def _wait_finished(client: LangGraphClient, runs: list[Submitted]) -> dict[str, str]:
-    """Poll every run through `client` until it is terminal; its final status by run id."""
-    done: dict[str, str] = {}
-    deadline = time.monotonic() + FINISH_TIMEOUT_S
-    while len(done) < len(runs) and time.monotonic() < deadline:
-        for r in runs:
-            if r.run_id not in done:
-                run = await client.runs.get(r.thread_id, r.run_id)
-                if run["status"] in ("success", "error", "interrupted", "timeout"):
-                    done[r.run_id] = run["status"]
-        await asyncio.sleep(0.5)
-    return done
-
-
-@dataclass
-class Kill:
-    """The instance killed, when, and the runs it was executing."""
-
-    victim: Instance
-    survivor: Instance
-    at: float
-    runs: set[str]
-    load: dict[str, int]
-
-
-def _kill_busier(cluster: Cluster) -> Kill:
-    """SIGKILL the instance executing more runs (any instance executes runs either accepted)."""
-    load = Counter(holder for _, holder, _ in cluster.leases().values() if holder)
-    victim = max(cluster.instances, key=lambda i: load[i.name])
-    survivor = next(i for i in cluster.instances if i is not victim)
-    killed_at = time.monotonic()
-    victim.signal(signal.SIGKILL)
-    assert victim.proc is not None
-    victim.proc.wait(timeout=10)
-    # The dead instance's runs are the ones still leased to it.
-    after = cluster.leases()
-    assert all(status in ("running", "pending") for status, _, _ in after.values()), after
-    on_victim = {rid for rid, (status, holder, _) in after.items() if holder == victim.name}
-    assert on_victim, f"no run was executing on {victim.name}: {after}"
-    return Kill(victim, survivor, killed_at, on_victim, dict(load))
-
-
-async def _check_thread(client: LangGraphClient, follower: Follower) -> int:
-    """Assert the thread holds its own run, request, plan, results and answer, complete and
-    once, and that its follower saw the run to the end; the worker attempts recorded."""
-    r = follower.run
-    thread = await client.threads.get(r.thread_id)
-    assert (thread["metadata"] or {}).get("house") == r.house
-    assert thread["status"] == "idle"
-    assert [x["run_id"] for x in await client.runs.list(r.thread_id)] == [r.run_id]
-    state = await client.threads.get_state(r.thread_id)
-    values: dict[str, Any] = state["values"]  # type: ignore[assignment]
-    assert values["request"] == request(r.house)
-    assert values["status"] == "done", values.get("error")
-    houses = {int(h) for h in HOUSE.findall(values["answer"])}
-    assert houses == {r.house}, f"thread of house {r.house} answers for {houses}"
-    subtasks = values["plan"]["subtasks"]
-    assert all(f"house {r.house:02d}" in s["objective"] for s in subtasks), subtasks
-    records = values["results"]
-    assert set(records) == {s["id"] for s in subtasks}
-    assert {rec["status"] for rec in records.values()} == {"accepted"}
-    kinds = Counter(e["kind"] for e in values["audit"])
-    assert kinds["plan"] == 1 and kinds["synthesis"] == 1, kinds
-    assert kinds["result"] == len(records), kinds  # no subtask settled twice
-
-    # The stream, followed through whichever instance was alive, shows every subtask
-    # accepted and ends with this thread's answer.
-    progress = [d for e, d in follower.events if e == "custom" and isinstance(d, dict)]
-    accepted = {
-        d["id"] for d in progress if d["foreman"] == "subtask" and d["status"] == "accepted"
-    }
-    assert accepted == set(records), (r.house, accepted)
-    last = [d for e, d in follower.events if e == "values"][-1]
-    assert last["status"] == "done"
-    assert {int(h) for h in HOUSE.findall(last["answer"])} == {r.house}
-    assert not [d for e, d in follower.events if e == "error"], follower.events[-3:]
-    return sum(len(rec["attempts"]) for rec in records.values())
-
-
-def _repeats(calls: list[Call], houses: set[int], at: float) -> tuple[list[Call], int]:
-    """The model calls asked again (their first occurrence), and how many calls of `houses`
-    the kill at `at` cut off."""
-    by_house: dict[int | None, list[Call]] = defaultdict(list)
-    for call in calls:
-        by_house[call.house].append(call)
-    assert None not in by_house, [c.key[:200] for c in by_house[None]]
-    repeated: list[Call] = []
-    for house_calls in by_house.values():
-        first: dict[str, Call] = {}
-        for call in sorted(house_calls, key=lambda c: c.start):
-            if call.key in first:
-                repeated.append(first[call.key])
-            else:
-                first[call.key] = call
-    cut_off = sum(
-        1 for c in calls if c.house in houses and c.start < at and (c.end or float("inf")) > at
-    )
-    return repeated, cut_off
-
-
 @pytest.mark.timeout(300)
 async def test_twenty_runs_survive_a_killed_instance(
     cluster: Cluster,
@@ -388,17 +167,19 @@ async def test_twenty_runs_survive_a_killed_instance(
     slow, _ = model
     names = [i.name for i in cluster.instances]
     started = time.monotonic()
-    runs = await asyncio.gather(*(_submit(h, clients[h % 2], names[h % 2]) for h in range(N_RUNS)))
+    runs = await asyncio.gather(
+        *(submit(h, clients[h % 2], names[h % 2], CONTEXT) for h in range(N_RUNS))
+    )
     assert Counter(r.via for r in runs) == {names[0]: N_RUNS // 2, names[1]: N_RUNS // 2}
     # Each run is followed through the instance it was submitted to.
     followers = [Follower(r) for r in runs]
     following = {
-        f.run.run_id: asyncio.create_task(_follow(f, clients[f.run.house % 2], f.run.via))
+        f.run.run_id: asyncio.create_task(follow(f, clients[f.run.house % 2], f.run.via))
         for f in followers
     }
 
-    await _wait_until_mid_run(cluster, slow, runs)
-    kill = _kill_busier(cluster)
+    await wait_until_mid_run(cluster, slow, runs)
+    kill = kill_busier(cluster)
 
     # Streams from the dead instance break; as a load balancer would, send their clients to
     # the survivor, to join again from the last event they received. (Left alone, the SDK
@@ -409,11 +190,11 @@ async def test_twenty_runs_survive_a_killed_instance(
             following[f.run.run_id].cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await following[f.run.run_id]
-            following[f.run.run_id] = asyncio.create_task(_follow(f, client, kill.survivor.name))
+            following[f.run.run_id] = asyncio.create_task(follow(f, client, kill.survivor.name))
 
-    statuses = await _wait_finished(client, runs)
+    statuses = await wait_finished(client, runs, FINISH_TIMEOUT_S)
     finished_at = time.monotonic()
-    assert statuses == {r.run_id: "success" for r in runs}, f"{statuses}\n{_logs(cluster)}"
+    assert statuses == {r.run_id: "success" for r in runs}, f"{statuses}\n{logs(cluster)}"
     await asyncio.wait_for(asyncio.gather(*following.values()), timeout=30)
 
     # The dead instance's runs were re-queued once each; every other run ran once.
@@ -421,12 +202,12 @@ async def test_twenty_runs_survive_a_killed_instance(
     assert {rid for rid, (_, _, retries) in final.items() if retries} == kill.runs, final
     assert all(retries <= 1 and holder is None for _, holder, retries in final.values())
 
-    attempts = [await _check_thread(client, f) for f in followers]
+    attempts = [await check_thread(client, f) for f in followers]
 
     # No model call answered before the kill was asked again: what the dead instance's runs
     # had finished came back from their checkpoints; only calls the kill cut off were redone.
     victim_houses = {r.house for r in runs if r.run_id in kill.runs}
-    repeated, cut_off = _repeats(slow.calls, victim_houses, kill.at)
+    repeated, cut_off = repeats(slow.calls, victim_houses, kill.at)
     assert all(c.house in victim_houses for c in repeated), "a surviving run repeated a call"
     early = [c for c in repeated if c.end is not None and c.end < kill.at - CHECKPOINT_GRACE_S]
     assert not early, f"{len(early)} calls answered before the kill were asked again"
