@@ -41,7 +41,8 @@ import psycopg  # noqa: E402
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # noqa: E402
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
 
-from bench.run import DAGS, PLANS, BenchChatModel, bench_context, dag_plan  # noqa: E402
+from bench.foreman_runs import bench_context  # noqa: E402
+from bench.simulation import DAGS, PLANS, BenchChatModel, dag_plan  # noqa: E402
 from foreman.checkpointers import is_postgres, open_persistence  # noqa: E402
 from graph import build_graph  # noqa: E402
 from graph.models import register_provider, unregister_provider  # noqa: E402

@@ -114,7 +114,7 @@ async def test_report12_checkpoint_bytes_stay_within_3x_of_worker_output(
 ) -> None:
     """The `make bench` size measurement, on SQLite: ≤ 3x with the store, far more without."""
     import bench.durability as bd
-    from bench.run import DAGS, PLANS, BenchChatModel, dag_plan
+    from bench.simulation import DAGS, PLANS, BenchChatModel, dag_plan
     from graph.models import register_provider, unregister_provider
 
     dags = json.loads(DAGS.read_text(encoding="utf-8"))["graphs"]
