@@ -19,6 +19,8 @@ from langgraph.store.base import BaseStore
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
+from foreman.savers import KeepsOutputsInStep, PostgresSaver, SqliteSaver
+
 DEFAULT_DB = "sqlite:.foreman/foreman.sqlite"
 
 
@@ -53,8 +55,12 @@ async def _opened(db: str, postgres: Any, sqlite: Any) -> AsyncIterator[Any]:
 
 @asynccontextmanager
 async def open_checkpointer(db: str) -> AsyncIterator[BaseCheckpointSaver]:
-    """Open (and create the tables of) the checkpointer for `db`."""
-    async with _opened(db, AsyncPostgresSaver, AsyncSqliteSaver) as saver:
+    """Open (and create the tables of) the checkpointer for `db`.
+
+    On its own it deletes and copies checkpoints only; `open_persistence` gives it the store
+    so that stored outputs follow (`foreman.savers`).
+    """
+    async with _opened(db, PostgresSaver, SqliteSaver) as saver:
         yield saver
 
 
@@ -67,8 +73,10 @@ async def open_store(db: str) -> AsyncIterator[BaseStore]:
 
 @asynccontextmanager
 async def open_persistence(db: str) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseStore]]:
-    """The checkpointer and the store of `db`, opened together."""
+    """The checkpointer and the store of `db`, opened together and kept in step."""
     async with open_checkpointer(db) as saver, open_store(db) as store:
+        if isinstance(saver, KeepsOutputsInStep):
+            saver.outputs_store = store
         yield saver, store
 
 

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
-from foreman.checkpointers import default_db, is_postgres, open_checkpointer, open_store
+from foreman.checkpointers import default_db, is_postgres, open_persistence, open_store
 
 
 def server_db() -> str:
@@ -33,8 +33,12 @@ def server_db() -> str:
 
 @asynccontextmanager
 async def checkpointer() -> AsyncIterator[BaseCheckpointSaver]:
-    """Open the checkpointer `FOREMAN_DB` names, creating its tables if needed."""
-    async with open_checkpointer(server_db()) as saver:
+    """Open the checkpointer `FOREMAN_DB` names, creating its tables if needed.
+
+    It holds its own connection to the store, so that a thread the server deletes or copies
+    takes its stored outputs along (`foreman.savers`).
+    """
+    async with open_persistence(server_db()) as (saver, _store):
         yield saver
 
 

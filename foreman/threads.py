@@ -13,7 +13,14 @@ from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 
 from foreman.checkpointers import thread_ids
-from graph.outputs import forget_thread, last_registration, load_all, registered_threads
+from graph.outputs import (
+    OUTPUTS,
+    forget_thread,
+    last_registration,
+    load_all,
+    registered_keys,
+    registered_threads,
+)
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -66,8 +73,10 @@ async def list_threads(app: Pregel, saver: BaseCheckpointSaver, limit: int) -> l
 
 async def delete_thread(saver: BaseCheckpointSaver, store: BaseStore, thread_id: str) -> int:
     """Delete a thread's checkpoints and the stored outputs only it used; return those."""
-    await saver.adelete_thread(thread_id)
-    return await forget_thread(store, thread_id)
+    keys = await registered_keys(store, thread_id)
+    await saver.adelete_thread(thread_id)  # Foreman's savers forget the uses themselves
+    await forget_thread(store, thread_id)
+    return sum([await store.aget(OUTPUTS, key) is None for key in keys])
 
 
 async def old_threads(
@@ -102,10 +111,12 @@ async def collect_garbage(
 ) -> dict[str, int]:
     """Drop the stored-output uses of threads that were deleted without `foreman delete`.
 
-    The LangGraph server and Studio delete a thread's checkpoints only; its outputs stay in
-    the store, registered to a thread that is gone. A thread qualifies when it has no
-    checkpoint and stored nothing for `grace_s`: a run with `durability="exit"` stores
-    outputs before its first checkpoint, and must not lose them while it runs.
+    A server whose saver does not know the store (Aegra's, or stock LangGraph savers)
+    deletes a thread's checkpoints only; its outputs stay in the store, registered to a
+    thread that is gone (Foreman's savers forget them as they delete: `foreman.savers`).
+    A thread qualifies when it has no checkpoint and stored nothing for `grace_s`: a run
+    with `durability="exit"` stores outputs before its first checkpoint, and must not lose
+    them while it runs.
 
     Returns those threads, each with how many outputs went with it (0: still used by
     another thread; with `dry_run` nothing is dropped and every count is 0).

@@ -181,6 +181,26 @@ async def forget_thread(store: BaseStore, thread_id: str) -> int:
     return dropped
 
 
+async def registered_keys(store: BaseStore, thread_id: str) -> list[str]:
+    """The keys of the stored outputs a thread is registered as using."""
+    return [item.key for item in await _registrations(store, thread_id)]
+
+
+async def share_uses(store: BaseStore, source_thread: str, target_thread: str) -> int:
+    """Register `target_thread` as a user of every output `source_thread` uses (a thread copy).
+
+    Returns how many outputs that is.
+    """
+    keys = await registered_keys(store, source_thread)
+    ops: list[PutOp] = []
+    for key in keys:
+        ops.append(PutOp((*USES, key), target_thread, {}, index=False))
+        ops.append(PutOp((*THREADS, _label(target_thread)), key, {}, index=False))
+    if ops:
+        await store.abatch(ops)
+    return len(keys)
+
+
 async def last_registration(store: BaseStore, thread_id: str) -> float | None:
     """Unix time a thread last stored an output, or None if it has none registered."""
     items = await _registrations(store, thread_id)

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from foreman.checkpointers import open_persistence
+from foreman.checkpointers import open_checkpointer, open_persistence
 from foreman.threads import (
     collect_garbage,
     delete_thread,
@@ -104,6 +104,41 @@ async def test_expire_deletes_threads_older_than_the_ttl(persistence) -> None:
     assert new in await expire_threads(saver, store, max_age_s=0, now=t_new + 1)
 
 
+async def checkpoint_ids(app: Any, thread: str) -> list[str]:
+    config = {"configurable": {"thread_id": thread}}
+    return [s.config["configurable"]["checkpoint_id"] async for s in app.aget_state_history(config)]
+
+
+async def test_a_copy_shares_outputs_and_deleting_through_the_saver_drops_them(
+    persistence,
+) -> None:
+    """What the LangGraph server does on `POST /threads/{id}/copy` and `DELETE /threads/{id}`:
+    it calls the checkpointer's `acopy_thread` and `adelete_thread`, nothing else."""
+    app, store = persistence
+    saver = app.checkpointer
+    original = await start(app)
+    config = {"configurable": {"thread_id": original}}
+    values = (await app.aget_state(config)).values
+    keys = referenced_keys(values["results"].values())
+    history = await checkpoint_ids(app, original)
+    copy = f"hk-copy-{uuid.uuid4().hex[:8]}"
+
+    await saver.acopy_thread(original, copy)
+    copied = {"configurable": {"thread_id": copy}}
+    assert (await app.aget_state(copied)).values == values
+    assert await checkpoint_ids(app, copy) == history
+    assert copy in await registered_threads(store)
+
+    await saver.adelete_thread(original)
+    assert original not in await registered_threads(store)
+    assert all([await store.aget(OUTPUTS, k) is not None for k in keys])  # the copy uses them
+    assert (await full_values(app, store, copy))["results"]["w1"]["text"]
+
+    await saver.adelete_thread(copy)
+    assert copy not in await registered_threads(store)
+    assert all([await store.aget(OUTPUTS, k) is None for k in keys])
+
+
 async def test_gc_drops_outputs_of_threads_deleted_elsewhere(persistence) -> None:
     app, store = persistence
     saver = app.checkpointer
@@ -116,7 +151,7 @@ async def test_gc_drops_outputs_of_threads_deleted_elsewhere(persistence) -> Non
     only_gone = keys[gone] - keys[kept]
     assert only_gone and keys[kept]
 
-    await saver.adelete_thread(gone)  # all the LangGraph server does when a thread is deleted
+    await delete_checkpoints_only(saver, gone)
     assert all([await store.aget(OUTPUTS, k) is not None for k in only_gone])  # left behind
     assert gone not in await collect_garbage(saver, store)  # stored just now: spared
     dry = await collect_garbage(saver, store, grace_s=0, dry_run=True)
@@ -182,7 +217,7 @@ def test_cli_threads_delete_expire_and_export(cli, tmp_path, monkeypatch) -> Non
     listing = cli("threads").output
     assert "three" in listing and "two" not in listing
 
-    # A run deleted behind the CLI's back (as the server does) leaves outputs for `gc`.
+    # A run deleted by a saver that does not know the store leaves outputs for `gc`.
     asyncio.run(_delete_checkpoints_only(os.environ["FOREMAN_DB"], "three"))
     assert cli("gc", "--grace", "soon").exit_code == 2
     assert "three" not in cli("gc", "--dry-run").output  # within the default grace (1d)
@@ -195,8 +230,18 @@ def test_cli_threads_delete_expire_and_export(cli, tmp_path, monkeypatch) -> Non
 
 
 async def _delete_checkpoints_only(db: str, thread: str) -> None:
-    async with open_persistence(db) as (saver, _store):
+    async with open_checkpointer(db) as saver:  # without the store: checkpoints only
         await saver.adelete_thread(thread)
+
+
+async def delete_checkpoints_only(saver: Any, thread: str) -> None:
+    """Delete a thread as a saver that does not know the store does (a stock LangGraph
+    saver, Aegra's, or Foreman's before `foreman.savers`): its outputs stay registered."""
+    store, saver.outputs_store = saver.outputs_store, None
+    try:
+        await saver.adelete_thread(thread)
+    finally:
+        saver.outputs_store = store
 
 
 def test_server_persistence_follows_foreman_db_then_the_platform_database(monkeypatch) -> None:

@@ -1,9 +1,9 @@
-"""End to end: the real `langgraph dev` server keeps, forks, cancels and deletes threads.
+"""End to end: the real `langgraph dev` server keeps, forks, copies, cancels, deletes threads.
 
 Thread state and history read back through the SDK and straight from the server's SQLite
-database, a time-travel fork, a run cancelled midway and resumed, the PostgreSQL
-checkpointer, and `foreman gc` after a deletion through the API. The server and its loopback
-models are fixtures of `tests.support.server_fixtures`.
+database, stored outputs following a thread copy and deletion through the API, a
+time-travel fork, a run cancelled midway and resumed, and the PostgreSQL checkpointer. The
+server and its loopback models are fixtures of `tests.support.server_fixtures`.
 """
 
 from __future__ import annotations
@@ -85,17 +85,27 @@ async def test_thread_state_history_and_the_sqlite_checkpointer(
         missing = [k for k in refs if await store.aget(OUTPUTS, k) is None]
     assert not missing
 
-    # Deleting the thread through the server drops its checkpoints only; `foreman gc`
-    # (collect_garbage) then drops its registration and the outputs nobody else uses.
-    await client.threads.delete(thread_id)
+    # A copy through the API registers its use of the stored outputs (`foreman.savers`), so
+    # deleting the original keeps them; deleting the copy too leaves each output exactly
+    # while another thread uses it, with nothing left over for `foreman gc`.
+    copied = await client.threads.copy(thread_id)
+    copy_id = copied["thread_id"]  # type: ignore[index]  # the SDK says None; it is the thread
+    try:
+        assert (await client.threads.get_state(copy_id))["values"] == state["values"]
+        await client.threads.delete(thread_id)
+        async with open_persistence(f"sqlite:{db_file}") as (saver, store):
+            assert await saver.aget_tuple(config) is None
+            registered = await registered_threads(store)
+            assert copy_id in registered and thread_id not in registered
+            assert not [k for k in refs if await store.aget(OUTPUTS, k) is None]
+    finally:
+        await client.threads.delete(copy_id)
     async with open_persistence(f"sqlite:{db_file}") as (saver, store):
-        assert await saver.aget_tuple(config) is None
-        assert thread_id in await registered_threads(store)
-        collected = await collect_garbage(saver, store, grace_s=0)
-        assert thread_id in collected and thread_id not in await registered_threads(store)
+        assert copy_id not in await registered_threads(store)
         users = [await store.asearch((*USES, k), limit=1) for k in refs]
         kept = [await store.aget(OUTPUTS, k) is not None for k in refs]
-    assert kept == [bool(u) for u in users]  # an output stays exactly while a thread uses it
+        assert copy_id not in await collect_garbage(saver, store, grace_s=0)
+    assert kept == [bool(u) for u in users]
 
 
 async def test_time_travel_fork_reruns_one_subtask_and_resynthesizes(

@@ -128,9 +128,10 @@ def gc(
     db: DbOption = None,
     dry_run: Annotated[bool, typer.Option(help="Only list what would be dropped.")] = False,
 ) -> None:
-    """Drop stored outputs left by runs deleted through the server API or Studio.
+    """Drop stored outputs left by runs whose checkpoints another saver deleted.
 
-    `foreman delete` and `expire` do this themselves; the server deletes only checkpoints.
+    `foreman delete`, `expire`, and a LangGraph server on Foreman's savers clean up as they
+    delete; a server with its own savers (Aegra) deletes checkpoints only.
     """
     try:
         grace_s = housekeeping.parse_age(grace)

@@ -1,0 +1,83 @@
+"""LangGraph's SQLite and PostgreSQL savers, made aware of the outputs kept in the store.
+
+A thread's large worker outputs live in the LangGraph store (`graph.outputs`), registered to
+the thread that stored them. The LangGraph server deletes and copies threads through the
+checkpointer alone (`adelete_thread`, `acopy_thread`), so with the stock savers a deletion
+left the outputs behind and a copy did not register its use of them: deleting the original
+afterwards dropped outputs the copy still needed. These savers, given the store
+(`outputs_store`), keep the registrations in step: deleting a thread forgets its uses
+(dropping outputs nobody else uses), and copying a thread registers the copy's uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import BaseStore
+
+from graph.outputs import forget_thread, share_uses
+
+
+async def copy_checkpoints(saver: BaseCheckpointSaver, source: str, target: str) -> None:
+    """Copy every checkpoint and pending write of `source` to `target`, ids and parents kept.
+
+    The same replay the LangGraph server falls back to for a saver without `acopy_thread`;
+    defined here so the copy and the registration of its outputs happen in one call.
+    """
+    copies = [cp async for cp in saver.alist({"configurable": {"thread_id": source}})]
+    copies.sort(key=lambda cp: cp.config["configurable"]["checkpoint_id"])  # parents first
+    for cp in copies:
+        conf: dict[str, Any] = {
+            "thread_id": target,
+            "checkpoint_ns": cp.config["configurable"].get("checkpoint_ns", ""),
+        }
+        parent = (cp.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        if parent is not None:
+            conf["checkpoint_id"] = parent
+        metadata = dict(cp.metadata)
+        if "thread_id" in metadata:
+            metadata["thread_id"] = target
+        saved = await saver.aput(
+            {"configurable": conf},
+            cp.checkpoint,
+            metadata,  # type: ignore[arg-type]
+            cp.checkpoint.get("channel_versions", {}),
+        )
+        by_task: dict[str, list[tuple[str, Any]]] = {}
+        for task_id, channel, value in cp.pending_writes or []:
+            by_task.setdefault(task_id, []).append((channel, value))
+        for task_id, writes in by_task.items():
+            await saver.aput_writes(saved, writes, task_id)
+
+
+class KeepsOutputsInStep(BaseCheckpointSaver):
+    """Mixin for a saver: deleting or copying a thread does the same to its stored outputs.
+
+    Put it before the saver class (`class S(KeepsOutputsInStep, AsyncSqliteSaver)`), so
+    `super()` reaches that saver's own methods.
+    """
+
+    outputs_store: BaseStore | None = None
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete the thread's checkpoints, then its uses of stored outputs."""
+        await super().adelete_thread(thread_id)
+        if self.outputs_store is not None:
+            await forget_thread(self.outputs_store, thread_id)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy the thread's checkpoints, then register the copy as a user of its outputs."""
+        await copy_checkpoints(self, source_thread_id, target_thread_id)
+        if self.outputs_store is not None:
+            await share_uses(self.outputs_store, source_thread_id, target_thread_id)
+
+
+class SqliteSaver(KeepsOutputsInStep, AsyncSqliteSaver):
+    """`AsyncSqliteSaver` that deletes and copies a thread's stored outputs with it."""
+
+
+class PostgresSaver(KeepsOutputsInStep, AsyncPostgresSaver):
+    """`AsyncPostgresSaver` that deletes and copies a thread's stored outputs with it."""
