@@ -6,11 +6,13 @@ checkpointer alone (`adelete_thread`, `acopy_thread`), so with the stock savers 
 left the outputs behind and a copy did not register its use of them: deleting the original
 afterwards dropped outputs the copy still needed. These savers, given the store
 (`outputs_store`), keep the registrations in step: deleting a thread forgets its uses
-(dropping outputs nobody else uses), and copying a thread registers the copy's uses.
+(dropping outputs nobody else uses), and copying a thread registers the copy's uses. They
+also implement `adelete_for_runs`, which the server's `multitask_strategy="rollback"` needs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -78,6 +80,72 @@ class KeepsOutputsInStep(BaseCheckpointSaver):
 class SqliteSaver(KeepsOutputsInStep, AsyncSqliteSaver):
     """`AsyncSqliteSaver` that deletes and copies a thread's stored outputs with it."""
 
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints the runs saved and their writes (a rolled-back run).
+
+        The server calls this for `multitask_strategy="rollback"`; a checkpoint's run is
+        the `run_id` of its metadata.
+        """
+        ids = [str(r) for r in run_ids]
+        if not ids:
+            return
+        marks = ", ".join("?" * len(ids))
+        chosen = f"json_extract(CAST(metadata AS TEXT), '$.run_id') IN ({marks})"
+        async with self.lock, self.conn.cursor() as cur:
+            await cur.execute(
+                "DELETE FROM writes WHERE (thread_id, checkpoint_ns, checkpoint_id) IN "
+                f"(SELECT thread_id, checkpoint_ns, checkpoint_id FROM checkpoints WHERE {chosen})",
+                ids,
+            )
+            await cur.execute(f"DELETE FROM checkpoints WHERE {chosen}", ids)
+            await self.conn.commit()
+
 
 class PostgresSaver(KeepsOutputsInStep, AsyncPostgresSaver):
     """`AsyncPostgresSaver` that deletes and copies a thread's stored outputs with it."""
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints the runs saved, their writes and their own channel values.
+
+        The server calls this for `multitask_strategy="rollback"`; a checkpoint's run is
+        the `run_id` of its metadata. A channel value (blob) goes only if a deleted
+        checkpoint named its version and no checkpoint left does: another run's values,
+        saved meanwhile under newer versions, are never touched.
+        """
+        ids = [str(r) for r in run_ids]
+        if not ids:
+            return
+        async with self._cursor() as cur:
+            await cur.execute(_DELETE_RUN_CHECKPOINTS, (ids,))
+            deleted = await cur.fetchall()
+            freed = {
+                (row["thread_id"], row["checkpoint_ns"], channel, str(version))
+                for row in deleted
+                for channel, version in (row["versions"] or {}).items()
+            }
+            for row in deleted:
+                await cur.execute(
+                    "DELETE FROM checkpoint_writes "
+                    "WHERE thread_id = %s AND checkpoint_ns = %s AND checkpoint_id = %s",
+                    (row["thread_id"], row["checkpoint_ns"], row["checkpoint_id"]),
+                )
+            if freed:
+                columns = [list(col) for col in zip(*freed, strict=True)]
+                await cur.execute(_DELETE_FREED_BLOBS, columns)
+
+
+_DELETE_RUN_CHECKPOINTS = """
+DELETE FROM checkpoints WHERE metadata ->> 'run_id' = ANY(%s)
+RETURNING thread_id, checkpoint_ns, checkpoint_id, checkpoint -> 'channel_versions' AS versions
+"""
+_DELETE_FREED_BLOBS = """
+DELETE FROM checkpoint_blobs b
+USING unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS f(thread_id, ns, channel, version)
+WHERE b.thread_id = f.thread_id AND b.checkpoint_ns = f.ns
+AND b.channel = f.channel AND b.version = f.version
+AND NOT EXISTS (
+    SELECT 1 FROM checkpoints c
+    WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+    AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version
+)
+"""

@@ -21,8 +21,9 @@ from graph import Context, build_graph  # noqa: E402
 from graph.models import register_provider, unregister_provider  # noqa: E402
 from tests.support.scripted import ScriptedChatModel  # noqa: E402
 
-# The `langgraph dev` server and its loopback models (session fixtures, used by two modules).
-pytest_plugins = ["tests.support.server_fixtures"]
+# Fixtures used by several modules: the `langgraph dev` server and its loopback models
+# (session-scoped), and the graph on SQLite and PostgreSQL (`persistence`).
+pytest_plugins = ["tests.support.server_fixtures", "tests.support.persistence"]
 
 HEAT_PUMPS = "Write a report on residential heat pumps: how they work and running costs"
 

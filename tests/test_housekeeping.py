@@ -1,7 +1,6 @@
-"""Thread housekeeping on SQLite and PostgreSQL: list, delete, expire by age, export.
+"""Thread housekeeping on SQLite and PostgreSQL: list, delete, expire by age, export, gc.
 
-PostgreSQL tests use a database of their own (created if missing), so expiring threads
-never touches another test's data in the shared `test` database.
+Both backends come from `tests.support.persistence` (PostgreSQL in a database of its own).
 """
 
 from __future__ import annotations
@@ -10,14 +9,9 @@ import asyncio
 import json
 import os
 import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import psycopg
-import pytest
-
-from foreman.checkpointers import open_checkpointer, open_persistence
+from foreman.checkpointers import open_checkpointer
 from foreman.threads import (
     collect_garbage,
     delete_thread,
@@ -26,41 +20,9 @@ from foreman.threads import (
     last_update,
     list_threads,
 )
-from graph import Context, build_graph
 from graph.outputs import OUTPUTS, last_registration, referenced_keys, registered_threads
 from tests.conftest import HEAT_PUMPS
-
-PG_ADMIN = os.environ.get("FOREMAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-PG_DB = "foreman_housekeeping_test"
-
-
-def pg_url() -> str:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DB,)).fetchone()
-        if not found:
-            conn.execute(f'CREATE DATABASE "{PG_DB}"')
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:{tmp_path / 'runs.sqlite'}"
-    return pg_url()
-
-
-@pytest.fixture
-async def persistence(db: str) -> AsyncIterator[tuple[Any, Any]]:
-    async with open_persistence(db) as (saver, store):
-        yield build_graph().compile(checkpointer=saver, store=store), store
-
-
-async def start(app: Any, request: str = HEAT_PUMPS) -> str:
-    thread = f"hk-{uuid.uuid4().hex[:10]}"
-    config = {"configurable": {"thread_id": thread}}
-    out = await app.ainvoke({"request": request}, config, context=Context())
-    assert out["status"] == "done"
-    return thread
+from tests.support.persistence import start
 
 
 async def test_delete_drops_checkpoints_and_only_unshared_outputs(persistence) -> None:
@@ -102,41 +64,6 @@ async def test_expire_deletes_threads_older_than_the_ttl(persistence) -> None:
     assert await saver.aget_tuple({"configurable": {"thread_id": old}}) is None
     assert (await full_values(app, store, new))["status"] == "done"
     assert new in await expire_threads(saver, store, max_age_s=0, now=t_new + 1)
-
-
-async def checkpoint_ids(app: Any, thread: str) -> list[str]:
-    config = {"configurable": {"thread_id": thread}}
-    return [s.config["configurable"]["checkpoint_id"] async for s in app.aget_state_history(config)]
-
-
-async def test_a_copy_shares_outputs_and_deleting_through_the_saver_drops_them(
-    persistence,
-) -> None:
-    """What the LangGraph server does on `POST /threads/{id}/copy` and `DELETE /threads/{id}`:
-    it calls the checkpointer's `acopy_thread` and `adelete_thread`, nothing else."""
-    app, store = persistence
-    saver = app.checkpointer
-    original = await start(app)
-    config = {"configurable": {"thread_id": original}}
-    values = (await app.aget_state(config)).values
-    keys = referenced_keys(values["results"].values())
-    history = await checkpoint_ids(app, original)
-    copy = f"hk-copy-{uuid.uuid4().hex[:8]}"
-
-    await saver.acopy_thread(original, copy)
-    copied = {"configurable": {"thread_id": copy}}
-    assert (await app.aget_state(copied)).values == values
-    assert await checkpoint_ids(app, copy) == history
-    assert copy in await registered_threads(store)
-
-    await saver.adelete_thread(original)
-    assert original not in await registered_threads(store)
-    assert all([await store.aget(OUTPUTS, k) is not None for k in keys])  # the copy uses them
-    assert (await full_values(app, store, copy))["results"]["w1"]["text"]
-
-    await saver.adelete_thread(copy)
-    assert copy not in await registered_threads(store)
-    assert all([await store.aget(OUTPUTS, k) is None for k in keys])
 
 
 async def test_gc_drops_outputs_of_threads_deleted_elsewhere(persistence) -> None:

@@ -148,6 +148,45 @@ async def test_time_travel_fork_reruns_one_subtask_and_resynthesizes(
     assert len(synth) == 2  # the original end and the fork's end are both in the history
 
 
+async def test_rollback_leaves_nothing_of_the_cancelled_run(
+    client: LangGraphClient,
+    dev_server: DevServer,
+    new_thread: Callable[[], Awaitable[str]],
+    responder: EngineResponder,
+) -> None:
+    """`multitask_strategy="rollback"`: the server cancels the running run and has the
+    checkpointer delete what it saved (`adelete_for_runs`); the new run starts clean."""
+    hold = responder.hold = Hold(model="steady", objective=OBJECTIVES["r1"])
+    thread_id = await new_thread()
+    first = await client.runs.create(
+        thread_id,
+        "foreman",
+        input={"request": HEAT_PUMPS},
+        context={**OFFLINE, "worker_model": "local:steady"},
+    )
+    assert await asyncio.to_thread(hold.arrived.wait, RUN_TIMEOUT_S)
+    saved = await client.threads.get_history(thread_id, limit=100)
+    assert saved and {h["metadata"]["run_id"] for h in saved} == {first["run_id"]}
+
+    second = await client.runs.create(
+        thread_id,
+        "foreman",
+        input={"request": HEAT_PUMPS},
+        context=OFFLINE,
+        multitask_strategy="rollback",
+    )
+    hold.released.set()  # the held request returns into a cancelled run
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        await client.runs.join(thread_id, second["run_id"])
+    history = await client.threads.get_history(thread_id, limit=100)
+    assert {h["metadata"]["run_id"] for h in history} == {second["run_id"]}, dev_server.log()
+    assert history[-1]["parent_checkpoint"] is None  # it started from an empty thread
+    assert not {h["checkpoint"]["checkpoint_id"] for h in saved} & {
+        h["checkpoint"]["checkpoint_id"] for h in history
+    }
+    assert (await client.threads.get_state(thread_id))["values"]["status"] == "done"
+
+
 async def test_cancel_midway_then_resume_keeps_accepted_subtasks(
     client: LangGraphClient,
     dev_server: DevServer,
