@@ -17,9 +17,9 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore
 from langgraph.store.postgres.aio import AsyncPostgresStore
-from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from foreman.savers import KeepsOutputsInStep, PostgresSaver, SqliteSaver
+from foreman.stores import SqliteStore
 
 DEFAULT_DB = "sqlite:.foreman/foreman.sqlite"
 
@@ -67,7 +67,7 @@ async def open_checkpointer(db: str) -> AsyncIterator[BaseCheckpointSaver]:
 @asynccontextmanager
 async def open_store(db: str) -> AsyncIterator[BaseStore]:
     """Open (and create the tables of) the store in the same database as the checkpointer."""
-    async with _opened(db, AsyncPostgresStore, AsyncSqliteStore) as store:
+    async with _opened(db, AsyncPostgresStore, SqliteStore) as store:
         yield store
 
 

@@ -1,0 +1,47 @@
+"""LangGraph's SQLite store, made safe to cancel.
+
+`AsyncSqliteStore` runs each batch as `BEGIN` … `COMMIT` on one aiosqlite connection.
+aiosqlite executes a statement in its own thread even when the coroutine awaiting it is
+cancelled, so a run cancelled while its `BEGIN` was queued (a server cancel or rollback,
+Ctrl-C) left an empty transaction open, and every later batch on that connection failed
+with "cannot start a transaction within a transaction": the server stopped storing outputs
+until restarted. This store closes such a leftover before it begins.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiosqlite
+from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+
+class SqliteStore(AsyncSqliteStore):
+    """`AsyncSqliteStore` whose batches recover from a transaction a cancelled one left."""
+
+    @asynccontextmanager
+    async def _cursor(self, *, transaction: bool = True) -> AsyncIterator[aiosqlite.Cursor]:
+        if not self.is_setup:
+            await self.setup()
+        async with self.lock:
+            if transaction:
+                await self._begin()
+            async with self.conn.cursor() as cur:
+                try:
+                    yield cur
+                finally:
+                    if transaction:
+                        await self.conn.execute("COMMIT")
+
+    async def _begin(self) -> None:
+        try:
+            await self.conn.execute("BEGIN")
+        except sqlite3.OperationalError:
+            if not self.conn.in_transaction:
+                raise
+            # Statements run in order, so the leftover BEGIN has run by now, and nothing
+            # after it: its batch was cancelled before its first statement.
+            await self.conn.execute("ROLLBACK")
+            await self.conn.execute("BEGIN")
