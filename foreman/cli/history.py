@@ -75,6 +75,15 @@ def delete(
     execute(_delete(db or default_db(), thread), thread[0])
 
 
+def _seconds(age: str, option: str) -> float:
+    """An age option in seconds; a bad one is a usage error."""
+    try:
+        return housekeeping.parse_age(age)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {option}: {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+
+
 async def _expire(db: str, max_age_s: float, dry_run: bool) -> list[str]:
     async with open_app(db) as (app_graph, store):
         saver = app_graph.checkpointer
@@ -100,11 +109,7 @@ def expire(
     if not age:
         err.print("[red]error:[/] give --older-than AGE (e.g. 7d) or set FOREMAN_THREAD_TTL")
         raise typer.Exit(EXIT_USAGE)
-    try:
-        max_age = housekeeping.parse_age(age)
-    except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
+    max_age = _seconds(age, "--older-than")
     gone = asyncio.run(_expire(db or default_db(), max_age, dry_run))
     verb = "would delete" if dry_run else "deleted"
     console.print(f"{verb} {len(gone)} run(s) older than {age}: {' '.join(gone) or '-'}")
@@ -133,11 +138,7 @@ def gc(
     `foreman delete`, `expire`, and a LangGraph server on Foreman's savers clean up as they
     delete; a server with its own savers (Aegra) deletes checkpoints only.
     """
-    try:
-        grace_s = housekeeping.parse_age(grace)
-    except ValueError as exc:
-        err.print(f"[red]error:[/] --grace: {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
+    grace_s = _seconds(grace, "--grace")
     gone = asyncio.run(_gc(db or default_db(), grace_s, dry_run))
     if dry_run:
         console.print(f"{len(gone)} deleted run(s) left stored outputs: {' '.join(gone) or '-'}")
