@@ -75,9 +75,16 @@ async def open_store(db: str) -> AsyncIterator[BaseStore]:
 async def open_persistence(db: str) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseStore]]:
     """The checkpointer and the store of `db`, opened together and kept in step."""
     async with open_checkpointer(db) as saver, open_store(db) as store:
-        if isinstance(saver, KeepsOutputsInStep):
-            saver.outputs_store = store
-        yield saver, store
+        keeper = saver if isinstance(saver, KeepsOutputsInStep) else None
+        if keeper is not None:
+            keeper.outputs_store = store
+        try:
+            yield saver, store
+        finally:
+            # Let the store go when its context closes: held by the saver, it would wait for
+            # the cycle collector, and its batching task could outlive the event loop.
+            if keeper is not None:
+                keeper.outputs_store = None
 
 
 async def thread_ids(saver: BaseCheckpointSaver) -> list[str]:

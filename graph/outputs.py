@@ -24,7 +24,7 @@ from datetime import UTC
 from typing import Any, cast
 
 from langgraph.config import get_config, get_store
-from langgraph.store.base import BaseStore, GetOp, Item, PutOp
+from langgraph.store.base import BaseStore, GetOp, Item, PutOp, SearchOp
 
 from graph.state import SubtaskRecord
 
@@ -167,18 +167,20 @@ async def _registrations(store: BaseStore, thread_id: str) -> list[Item]:
 async def forget_thread(store: BaseStore, thread_id: str) -> int:
     """Drop a thread's uses of stored outputs, and each output no other thread uses.
 
-    Returns how many outputs were deleted.
+    Three store round trips whatever the number of outputs. Returns how many were deleted.
     """
     namespace = (*THREADS, _label(thread_id))
-    dropped = 0
-    for item in await _registrations(store, thread_id):
-        key = item.key
-        await store.adelete((*USES, key), thread_id)
-        if not await store.asearch((*USES, key), limit=1):
-            await store.adelete(OUTPUTS, key)
-            dropped += 1
-        await store.adelete(namespace, key)
-    return dropped
+    keys = await registered_keys(store, thread_id)
+    if not keys:
+        return 0
+    # The uses go first and the thread's index last, so an interrupted call can be repeated.
+    await store.abatch([PutOp((*USES, key), thread_id, None) for key in keys])
+    users = await store.abatch([SearchOp((*USES, key), limit=1) for key in keys])
+    unused = [key for key, found in zip(keys, users, strict=True) if not found]
+    await store.abatch(
+        [PutOp(OUTPUTS, key, None) for key in unused] + [PutOp(namespace, k, None) for k in keys]
+    )
+    return len(unused)
 
 
 async def registered_keys(store: BaseStore, thread_id: str) -> list[str]:
