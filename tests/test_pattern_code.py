@@ -13,6 +13,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from foreman.rerun import find_base, fork_for_rerun
 from graph import build_graph
 from tests.conftest import scripted_context
 from tests.support.scripted import ScriptedChatModel
@@ -216,6 +217,37 @@ async def test_code_generation_pattern(
     # The answer is the assembled implementation (replaced and intermediate results left out).
     assert "def summarize" in values["answer"] and "5 tests passed" in values["answer"]
     assert 'Counter(re.findall(r"[A-Za-z\']+", text))' not in values["answer"]
+
+
+async def test_rerun_after_a_fix_round_redoes_the_subtask_and_what_used_it(
+    models: dict[str, ScriptedChatModel], thread: dict[str, Any]
+) -> None:
+    """`foreman rerun` on a thread whose plan grew a fix round: the current plan decides."""
+    script(models)
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    ctx = scripted_context()
+    await app.ainvoke({"request": REQUEST}, thread, context=ctx)
+    before = (await app.aget_state(thread)).values
+    assert before["status"] == "done"
+    review_calls = len([c for c in models["worker"].calls if c.schema == "ReviewReport"])
+
+    fork = await find_base(app, thread["configurable"]["thread_id"], "c1")
+    assert set(fork.subtasks) == {"c1", "review_r2", "assemble"}  # not c2, c2_fix1 nor review
+    await fork_for_rerun(app, fork, why="c1 again")
+    await app.ainvoke(None, thread, context=ctx)
+    after = (await app.aget_state(thread)).values
+
+    assert after["status"] == "done", after.get("error")
+    assert [p["source"] for p in after["plan_history"]] == ["planner", "fix_round"]  # no new round
+    for sid in ("c1", "review_r2", "assemble"):
+        assert after["results"][sid]["status"] == "accepted"
+        assert after["results"][sid]["attempts"] != before["results"][sid]["attempts"], sid
+    for sid in ("c2", "c2_fix1", "review"):  # the replaced, the fix and the first review stay
+        assert after["results"][sid] == before["results"][sid], sid
+    reviews = [c for c in models["worker"].calls if c.schema == "ReviewReport"]
+    assert len(reviews) == review_calls + 1 and 'id="c2_fix1"' in reviews[-1].prompt
+    assert after["results"]["assemble"]["output"]["tests_passed"]
+    assert "def summarize" in after["answer"]
 
 
 async def test_code_that_breaks_the_rules_fails_its_subtask_and_the_run_goes_on(
