@@ -76,8 +76,61 @@ class KeepsOutputsInStep(BaseCheckpointSaver):
         if self.outputs_store is not None:
             await share_uses(self.outputs_store, source_thread_id, target_thread_id)
 
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Prune the threads (the server's thread TTL); deleted ones forget their outputs.
 
-class SqliteSaver(KeepsOutputsInStep, AsyncSqliteSaver):
+        `keep_latest` keeps each thread's latest checkpoint, which still refers to its
+        outputs, so their registrations stay until the thread itself goes.
+        """
+        await super().aprune(thread_ids, strategy=strategy)
+        if strategy == "delete" and self.outputs_store is not None:
+            for thread_id in thread_ids:
+                await forget_thread(self.outputs_store, str(thread_id))
+
+
+class SqlitePruning(AsyncSqliteSaver):
+    """`aprune` for the SQLite saver, which LangGraph's lacks (PostgreSQL's has one)."""
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Delete the threads, or keep only their latest checkpoints (`keep_latest`).
+
+        `keep_latest` keeps each namespace's latest checkpoint with its pending writes (a
+        paused run still resumes) and drops the rest. A SQLite checkpoint holds its whole
+        state, and LangGraph 1.x checkpoints (format 4) their pending sends, so nothing
+        else needs keeping. Foreman's workers keep no checkpoints of their own, so there
+        are no subgraph namespaces whose starting point would have to stay.
+        """
+        if isinstance(thread_ids, str):
+            raise TypeError("thread_ids must be a sequence of thread IDs, not a str")
+        if strategy not in ("keep_latest", "delete"):
+            raise ValueError(f"Unknown prune strategy: {strategy!r}")
+        ids = [str(t) for t in thread_ids]
+        async with self.lock, self.conn.cursor() as cur:
+            for thread_id in ids:
+                if strategy == "delete":
+                    await cur.execute("DELETE FROM checkpoints WHERE thread_id = ?", (thread_id,))
+                    await cur.execute("DELETE FROM writes WHERE thread_id = ?", (thread_id,))
+                    continue
+                for sql in _KEEP_LATEST:
+                    await cur.execute(sql, (thread_id,))
+            await self.conn.commit()
+
+
+# Every row of a (thread, namespace) but the latest checkpoint's goes; the latest loses its
+# parent, which is gone.
+_LATEST = (
+    "SELECT MAX(c2.checkpoint_id) FROM checkpoints c2 "
+    "WHERE c2.thread_id = {t}.thread_id AND c2.checkpoint_ns = {t}.checkpoint_ns"
+)
+_KEEP_LATEST = (
+    f"DELETE FROM writes WHERE thread_id = ? AND checkpoint_id <> ({_LATEST.format(t='writes')})",
+    "DELETE FROM checkpoints WHERE thread_id = ? "
+    f"AND checkpoint_id <> ({_LATEST.format(t='checkpoints')})",
+    "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ?",
+)
+
+
+class SqliteSaver(KeepsOutputsInStep, SqlitePruning):
     """`AsyncSqliteSaver` that deletes and copies a thread's stored outputs with it."""
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:

@@ -1,8 +1,8 @@
 """Foreman's savers on SQLite and PostgreSQL: what the LangGraph server asks of them.
 
-The server copies, deletes and rolls back threads through the checkpointer alone
-(`acopy_thread`, `adelete_thread`, `adelete_for_runs`); `foreman.savers` makes the stored
-outputs follow and removes a rolled-back run's checkpoints.
+The server copies, deletes, rolls back and prunes threads through the checkpointer alone
+(`acopy_thread`, `adelete_thread`, `adelete_for_runs`, `aprune`); `foreman.savers` makes
+the stored outputs follow, removes a rolled-back run's checkpoints, and prunes on SQLite.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import uuid
 from typing import Any
 
 import psycopg
+import pytest
+from langgraph.types import Command
 from psycopg.rows import dict_row
 
 from foreman.savers import PostgresSaver
@@ -115,3 +117,48 @@ async def test_a_rolled_back_run_leaves_the_thread_as_the_run_before_left_it(
     again = await run_on(app, thread, f"run-{uuid.uuid4().hex[:8]}", REFRIGERANTS)
     assert again["status"] == "done"
     await saver.adelete_thread(thread)
+
+
+async def test_prune_keep_latest_keeps_a_thread_that_reads_and_resumes(persistence) -> None:
+    """The server's thread TTL with `strategy="keep_latest"` (`aprune`)."""
+    app, store = persistence
+    saver = app.checkpointer
+    done = await start(app)
+    config = {"configurable": {"thread_id": done}}
+    before = await app.aget_state(config)
+    paused = f"paused-{uuid.uuid4().hex[:8]}"
+    waiting = {"configurable": {"thread_id": paused}}
+    ctx = Context(review_plan=True)
+    await app.ainvoke({"request": HEAT_PUMPS}, waiting, context=ctx)
+    assert (await app.aget_state(waiting)).interrupts  # the plan waits for approval
+    assert len(await checkpoint_ids(app, done)) > 1
+
+    await saver.aprune([done, paused])
+
+    assert await checkpoint_ids(app, done) == [before.config["configurable"]["checkpoint_id"]]
+    assert (await app.aget_state(config)).values == before.values
+    assert (await full_values(app, store, done))["results"]["w1"]["text"]  # outputs kept
+    assert len(await checkpoint_ids(app, paused)) == 1
+    resumed = await app.ainvoke(Command(resume={"action": "approve"}), waiting, context=ctx)
+    assert resumed["status"] == "done"
+    for thread in (done, paused):
+        await saver.adelete_thread(thread)
+
+
+async def test_prune_delete_removes_threads_and_their_outputs(persistence) -> None:
+    app, store = persistence
+    saver = app.checkpointer
+    threads = [await start(app), await start(app, REFRIGERANTS)]
+    keys = set()
+    for thread in threads:
+        values = (await app.aget_state({"configurable": {"thread_id": thread}})).values
+        keys |= referenced_keys(values["results"].values())
+
+    await saver.aprune(threads, strategy="delete")
+
+    for thread in threads:
+        assert await checkpoint_ids(app, thread) == []
+        assert thread not in await registered_threads(store)
+    assert all([await store.aget(OUTPUTS, k) is None for k in keys])
+    with pytest.raises(ValueError, match="Unknown prune strategy"):
+        await saver.aprune(threads, strategy="keep_oldest")
