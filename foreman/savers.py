@@ -7,7 +7,9 @@ left the outputs behind and a copy did not register its use of them: deleting th
 afterwards dropped outputs the copy still needed. These savers, given the store
 (`outputs_store`), keep the registrations in step: deleting a thread forgets its uses
 (dropping outputs nobody else uses), and copying a thread registers the copy's uses. They
-also implement `adelete_for_runs`, which the server's `multitask_strategy="rollback"` needs.
+also implement what the stock savers lack and the server calls: `adelete_for_runs` (its
+`multitask_strategy="rollback"`) on both, and `aprune` (thread TTL, `/threads/prune`) on
+SQLite; a pruned-away thread forgets its outputs on both.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ async def copy_checkpoints(saver: BaseCheckpointSaver, source: str, target: str)
 
 
 class KeepsOutputsInStep(BaseCheckpointSaver):
-    """Mixin for a saver: deleting or copying a thread does the same to its stored outputs.
+    """Mixin for a saver: deleting, copying or pruning a thread does the same to its outputs.
 
     Put it before the saver class (`class S(KeepsOutputsInStep, AsyncSqliteSaver)`), so
     `super()` reaches that saver's own methods.
