@@ -65,6 +65,15 @@ def _unlabel(label: str) -> str:
     return label.replace("%2E", ".").replace("%25", "%")
 
 
+def _use_ops(thread_id: str, keys: Iterable[str]) -> list[PutOp]:
+    """Register `thread_id` as a user of the outputs under `keys`, in both indexes."""
+    ops = []
+    for key in keys:
+        ops.append(PutOp((*USES, key), thread_id, {}, index=False))
+        ops.append(PutOp((*THREADS, _label(thread_id)), key, {}, index=False))
+    return ops
+
+
 def _fields(rec: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
     """(path, value) of the fields that may be stored apart."""
     yield "text", rec.get("text")
@@ -107,12 +116,8 @@ async def stow(rec: SubtaskRecord, store: BaseStore | None = None) -> SubtaskRec
     if not blobs:
         return rec
     thread = _thread_id()
-    ops: list[PutOp] = []
-    for key, value in blobs.items():
-        ops.append(PutOp(OUTPUTS, key, {"value": value}, index=False))
-        ops.append(PutOp((*USES, key), thread, {}, index=False))
-        ops.append(PutOp((*THREADS, _label(thread)), key, {}, index=False))
-    await store.abatch(ops)
+    ops = [PutOp(OUTPUTS, key, {"value": value}, index=False) for key, value in blobs.items()]
+    await store.abatch(ops + _use_ops(thread, blobs))
     out["refs"] = refs
     return cast(SubtaskRecord, out)
 
@@ -194,12 +199,8 @@ async def share_uses(store: BaseStore, source_thread: str, target_thread: str) -
     Returns how many outputs that is.
     """
     keys = await registered_keys(store, source_thread)
-    ops: list[PutOp] = []
-    for key in keys:
-        ops.append(PutOp((*USES, key), target_thread, {}, index=False))
-        ops.append(PutOp((*THREADS, _label(target_thread)), key, {}, index=False))
-    if ops:
-        await store.abatch(ops)
+    if keys:
+        await store.abatch(_use_ops(target_thread, keys))
     return len(keys)
 
 
