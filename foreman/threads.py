@@ -10,7 +10,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, GetOp
 
 from foreman.checkpointers import thread_ids
 from graph.outputs import (
@@ -76,7 +76,8 @@ async def delete_thread(saver: BaseCheckpointSaver, store: BaseStore, thread_id:
     keys = await registered_keys(store, thread_id)
     await saver.adelete_thread(thread_id)  # Foreman's savers forget the uses themselves
     await forget_thread(store, thread_id)
-    return sum([await store.aget(OUTPUTS, key) is None for key in keys])
+    left = await store.abatch([GetOp(OUTPUTS, key) for key in keys])
+    return sum(item is None for item in left)
 
 
 async def old_threads(
