@@ -107,12 +107,12 @@ class SqlitePruning(AsyncSqliteSaver):
         if strategy not in ("keep_latest", "delete"):
             raise ValueError(f"Unknown prune strategy: {strategy!r}")
         ids = [str(t) for t in thread_ids]
+        if strategy == "delete":
+            for thread_id in ids:
+                await super().adelete_thread(thread_id)  # AsyncSqliteSaver's own
+            return
         async with self.lock, self.conn.cursor() as cur:
             for thread_id in ids:
-                if strategy == "delete":
-                    await cur.execute("DELETE FROM checkpoints WHERE thread_id = ?", (thread_id,))
-                    await cur.execute("DELETE FROM writes WHERE thread_id = ?", (thread_id,))
-                    continue
                 for sql in _KEEP_LATEST:
                     await cur.execute(sql, (thread_id,))
             await self.conn.commit()
@@ -178,20 +178,22 @@ class PostgresSaver(KeepsOutputsInStep, AsyncPostgresSaver):
                 for row in deleted
                 for channel, version in (row["versions"] or {}).items()
             }
-            for row in deleted:
-                await cur.execute(
-                    "DELETE FROM checkpoint_writes "
-                    "WHERE thread_id = %s AND checkpoint_ns = %s AND checkpoint_id = %s",
-                    (row["thread_id"], row["checkpoint_ns"], row["checkpoint_id"]),
-                )
             if freed:
                 columns = [list(col) for col in zip(*freed, strict=True)]
                 await cur.execute(_DELETE_FREED_BLOBS, columns)
 
 
+# The checkpoints and, in the same statement, their writes.
 _DELETE_RUN_CHECKPOINTS = """
-DELETE FROM checkpoints WHERE metadata ->> 'run_id' = ANY(%s)
-RETURNING thread_id, checkpoint_ns, checkpoint_id, checkpoint -> 'channel_versions' AS versions
+WITH deleted AS (
+    DELETE FROM checkpoints WHERE metadata ->> 'run_id' = ANY(%s)
+    RETURNING thread_id, checkpoint_ns, checkpoint_id, checkpoint -> 'channel_versions' AS versions
+), writes AS (
+    DELETE FROM checkpoint_writes w USING deleted d
+    WHERE w.thread_id = d.thread_id AND w.checkpoint_ns = d.checkpoint_ns
+    AND w.checkpoint_id = d.checkpoint_id
+)
+SELECT thread_id, checkpoint_ns, versions FROM deleted
 """
 _DELETE_FREED_BLOBS = """
 DELETE FROM checkpoint_blobs b
