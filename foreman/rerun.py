@@ -56,10 +56,15 @@ def dependents(plan: Plan, subtask: str) -> list[str]:
 async def find_base(
     app: Pregel, thread_id: str, subtask: str, checkpoint_id: str | None = None
 ) -> Fork:
-    """The checkpoint to fork: the one given, else the latest that is about to synthesize."""
-    config: Any = {"configurable": {"thread_id": thread_id}}
+    """The checkpoint to fork: the one given, else the latest that is about to synthesize.
+
+    A run that never reached synthesis (paused at a question, stopped by a provider) forks
+    at its latest checkpoint.
+    """
+    config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
     snap: StateSnapshot | None = None
     if checkpoint_id:
+        # with the namespace: the savers' `aput` needs it in the config the fork writes from
         config["configurable"]["checkpoint_id"] = checkpoint_id
         snap = await app.aget_state(config)
         if not snap.values:
@@ -68,6 +73,9 @@ async def find_base(
         async for candidate in app.aget_state_history(config):
             if "synthesize" in candidate.next:
                 snap = candidate
+                break
+            if candidate.next or candidate.tasks:
+                snap = candidate  # the head of a run that has not finished: paused, stopped
                 break
     if snap is None:
         raise RerunError(

@@ -11,6 +11,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore, GetOp
+from langgraph.types import StateSnapshot
 
 from foreman.checkpointers import thread_ids
 from graph.outputs import (
@@ -54,17 +55,22 @@ async def last_update(saver: BaseCheckpointSaver, thread_id: str) -> float | Non
     return None if found is None else datetime.fromisoformat(found.checkpoint["ts"]).timestamp()
 
 
+def thread_status(snap: StateSnapshot) -> str:
+    """A thread's status as a person reads it: done, paused for a question, stopped, ..."""
+    if snap.interrupts:
+        kinds = ", ".join(dict.fromkeys(i.value.get("kind", "?") for i in snap.interrupts))
+        return f"paused, waiting: {kinds}"
+    if snap.tasks:  # `tasks`, not `next`: it keeps tasks whose writes were saved
+        return f"stopped at {', '.join(t.name for t in snap.tasks)} (resumable)"
+    return str(snap.values.get("status", "?"))
+
+
 async def list_threads(app: Pregel, saver: BaseCheckpointSaver, limit: int) -> list[ThreadInfo]:
     """Threads with their status, most recently updated first."""
     rows = []
     for tid in (await thread_ids(saver))[:limit]:
         snap = await app.aget_state(_config(tid))
-        status = snap.values.get("status", "?")
-        if snap.interrupts:
-            kinds = ", ".join(i.value.get("kind", "?") for i in snap.interrupts)
-            status = f"waiting: {kinds}"
-        elif snap.tasks:  # `tasks`, not `next`: it keeps tasks whose writes were saved
-            status = f"stopped at {', '.join(t.name for t in snap.tasks)} (resumable)"
+        status = thread_status(snap)
         # the snapshot's `created_at` is its checkpoint's `ts`: no second read
         updated = datetime.fromisoformat(snap.created_at).timestamp() if snap.created_at else 0.0
         rows.append(ThreadInfo(tid, updated, status, snap.values.get("request", "")))
@@ -137,6 +143,8 @@ async def full_values(app: Pregel, store: BaseStore, thread_id: str) -> dict[str
     """A thread's latest state with every stored output back in place, for export."""
     snap = await app.aget_state(_config(thread_id))
     values = dict(snap.values)
+    if snap.values:
+        values["status"] = thread_status(snap)
     if values.get("results"):
         values["results"] = await load_all(values["results"], store)
     values["checkpoints"] = [

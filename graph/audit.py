@@ -9,6 +9,7 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 
+from graph.context import Context, settings_of
 from graph.state import AuditEvent, Usage, sum_usage
 from graph.trace import trace_to_markdown
 
@@ -19,6 +20,33 @@ def event(kind: str, subtask: str | None = None, **detail: Any) -> AuditEvent:
     if subtask is not None:
         entry["subtask"] = subtask
     return entry
+
+
+def settings_update(state: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """Record the Context a node runs with in `settings`, when the thread has not yet.
+
+    A run resumed with other settings (`foreman resume --model ...`, another assistant) gets
+    an audit entry naming what changed.
+    """
+    now = settings_of(ctx)
+    before = state.get("settings")
+    if before == now:
+        return {}
+    update: dict[str, Any] = {"settings": now}
+    if before:
+        changed = {k: [before.get(k), v] for k, v in now.items() if before.get(k) != v}
+        update["audit"] = [event("settings", changed=changed)]
+    return update
+
+
+def with_settings(state: Mapping[str, Any], ctx: Context, update: dict[str, Any]) -> dict[str, Any]:
+    """A node's update plus the `settings` record (see `settings_update`)."""
+    recorded = settings_update(state, ctx)
+    audit = recorded.pop("audit", []) + list(update.get("audit") or [])
+    merged = {**update, **recorded}
+    if audit:
+        merged["audit"] = audit
+    return merged
 
 
 def emit(kind: str, **payload: Any) -> None:
@@ -39,6 +67,7 @@ def to_json(state: Mapping[str, Any]) -> str:
     """The whole audit record of a run as JSON."""
     keys = (
         "request",
+        "settings",
         "status",
         "error",
         "plan_version",
@@ -100,6 +129,11 @@ def to_markdown(state: Mapping[str, Any], max_output_chars: int | None = None) -
     ]
     if state.get("error"):
         out.append(f"- error: {state['error']}")
+    if state.get("stopped"):
+        out.append(f"- stopped: {state['stopped']}")
+    if state.get("settings"):
+        out += ["", "## Settings", ""]
+        out += [f"- {k}: {v}" for k, v in state["settings"].items()]
     for version in state.get("plan_history") or []:
         out += [
             "",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO_ROOT / "data" / "corpus"
@@ -119,6 +121,10 @@ class Context:
     max_plan_attempts: int = field(
         default=3, metadata={"description": "Planner tries before an invalid plan ends the run."}
     )
+    max_synthesis_attempts: int = field(
+        default=3,
+        metadata={"description": "Synthesizer tries when its answer is malformed."},
+    )
     max_replans: int = field(
         default=1, metadata={"description": "Plan revisions after failed subtasks, then escalate."}
     )
@@ -143,3 +149,20 @@ class Context:
     def model_for_worker(self, worker: str) -> str:
         """Return the model spec a worker runs with (its override, else `worker_model`)."""
         return self.worker_models.get(worker, self.worker_model)
+
+
+def settings_of(ctx: Context) -> dict[str, Any]:
+    """A Context as the plain dict a thread keeps in its `settings` channel."""
+    return dataclasses.asdict(ctx)
+
+
+def context_from(settings: dict[str, Any] | None, **overrides: Any) -> Context:
+    """The Context a thread's `settings` describe, with `overrides` applied.
+
+    Keys this version of Foreman does not know (a thread written by another version) are
+    ignored; fields the settings lack take their defaults.
+    """
+    known = {f.name for f in dataclasses.fields(Context)}
+    values = {k: v for k, v in (settings or {}).items() if k in known}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Context(**values)

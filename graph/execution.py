@@ -13,7 +13,8 @@ import openai
 from graph import outputs
 from graph.audit import emit
 from graph.context import Context
-from graph.models import StructuredOutputError
+from graph.models import StructuredOutputError, load_chat_model, provider_error
+from graph.redact import redact
 from graph.schemas import Subtask
 from graph.state import AttemptRecord, SubtaskRecord, Usage, add_usage, empty_usage, sum_usage
 from graph.validator import check_output, decide
@@ -41,7 +42,12 @@ class Job(TypedDict):
 async def _run_worker(
     spec: WorkerSpec, inp: WorkerInput, ctx: Context
 ) -> tuple[dict[str, Any] | None, Usage, str, str | None]:
-    """Invoke a worker subgraph; provider errors and timeouts become a failed attempt."""
+    """Invoke a worker subgraph; a timeout or a malformed answer is a failed attempt.
+
+    Raises:
+        ProviderError: the worker's model provider failed after its retries (the run stops,
+            resumable, rather than spend retries and replans on a provider that is down).
+    """
     try:
         async with asyncio.timeout(ctx.worker_timeout_s):
             if spec.tool is not None:
@@ -55,10 +61,10 @@ async def _run_worker(
                 )
     except TimeoutError:
         return None, empty_usage(), "-", f"timed out after {ctx.worker_timeout_s:g}s"
-    except openai.APIError as exc:
-        return None, empty_usage(), "-", f"model provider error: {exc}"
-    except httpx.HTTPError as exc:
-        return None, empty_usage(), "-", f"connection error: {exc}"
+    except (openai.APIError, httpx.HTTPError) as exc:  # a worker calling a client directly
+        spec_name = ctx.model_for_worker(spec.name)
+        model = load_chat_model(spec_name)
+        raise provider_error(f"{spec.name} worker", spec_name, model, exc) from exc
     except StructuredOutputError as exc:  # the call happened: count it
         spent = exc.usage or empty_usage()
         return None, spent, ctx.model_for_worker(spec.name), str(exc)
@@ -102,8 +108,7 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             assert output is not None
             try:
                 problems, judge_usage = await check_output(spec, output, inp, ctx)
-            except (openai.APIError, httpx.HTTPError, StructuredOutputError) as exc:
-                # a judge outage costs this attempt, not the run
+            except StructuredOutputError as exc:  # a malformed verdict costs this attempt
                 problems, judge_usage = [f"validator model error: {exc}"], {}
             for m, u in judge_usage.items():
                 by_model[m] = add_usage(by_model.get(m, empty_usage()), u)
@@ -124,9 +129,9 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
                 },
                 "status": (output or {}).get("status", "failed"),
                 "output": output,
-                "error": error,
+                "error": redact(error) if error else None,
                 "verdict": verdict,
-                "feedback": problems,
+                "feedback": [redact(p) for p in problems],
                 "usage": sum_usage(by_model.values()),
                 "usage_by_model": by_model,
             }
@@ -142,7 +147,7 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             feedback = problems
             continue
         status = {"accept": "accepted", "clarify": "needs_clarification"}.get(verdict, "failed")
-        error = None if verdict in ("accept", "clarify") else "; ".join(problems)
+        error = None if verdict in ("accept", "clarify") else redact("; ".join(problems))
         if verdict == "accept" and spec.blocking_findings and output is not None:
             # A sound review that found problems: kept, but its dependents wait for fixes.
             if blocking := spec.blocking_findings(output):

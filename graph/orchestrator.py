@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import openai
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
 
 from graph.context import Context
 from graph.planner import make_plan, route_after_plan
@@ -22,18 +20,6 @@ from graph.validator import route_after_validation, validate
 from graph.waves import make_worker_node, route_after_dispatch
 from workers.registry import WorkerRegistry, default_registry
 
-# Errors worth a second try at the node level; anything else fails the node and leaves the
-# thread resumable from its last checkpoint.
-TRANSIENT = RetryPolicy(
-    max_attempts=3,
-    retry_on=(
-        openai.APIConnectionError,
-        openai.APITimeoutError,
-        openai.RateLimitError,
-        openai.InternalServerError,
-    ),
-)
-
 
 def build_graph(
     registry: WorkerRegistry | None = None,
@@ -49,14 +35,16 @@ def build_graph(
     builder = StateGraph(
         State, context_schema=Context, input_schema=InputState, output_schema=OutputState
     )
-    builder.add_node("plan", make_plan(registry), retry_policy=TRANSIENT)
+    # Provider errors are retried once, by the HTTP client (FOREMAN_HTTP_RETRIES); a node
+    # retry on top would multiply how long a stalled provider holds the run.
+    builder.add_node("plan", make_plan(registry))
     builder.add_node("review_plan", make_review_plan(registry))
     builder.add_node("dispatch", make_dispatch(registry))
     builder.add_node("worker", make_worker_node(registry))
     builder.add_node("validate", validate)
     builder.add_node("clarify", clarify)
     builder.add_node("escalate", escalate)
-    builder.add_node("synthesize", synthesize, retry_policy=TRANSIENT)
+    builder.add_node("synthesize", synthesize)
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", route_after_plan)
     builder.add_conditional_edges("review_plan", route_after_review)

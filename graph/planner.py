@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
-from graph.audit import emit, event
+from graph.audit import emit, event, with_settings
 from graph.context import Context
 from graph.fixes import add_fix_round
 from graph.models import StructuredOutputError, ainvoke_structured
@@ -30,8 +30,12 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         """Ask the planner for a plan, check it, and ask again with the problems if invalid.
 
         With failed subtasks in the current plan this is a revision: accepted subtasks are
-        listed so the planner keeps them, and their results are reused.
+        listed so the planner keeps them, and their results are reused. The first call
+        records the run's settings in state, so a resume goes on with them.
         """
+        return with_settings(state, runtime.context, await make_or_revise(state, runtime))
+
+    async def make_or_revise(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = runtime.context
         current = state.get("plan")
         accepted: list[str] = []
@@ -75,6 +79,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                     Plan,
                     [system, human],
                     method=ctx.structured_output_method,
+                    role="planner",
                 )
                 usage = add_usage(usage, call_usage)
                 check_plan(proposal, registry, ctx.max_subtasks)

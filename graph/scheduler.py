@@ -26,7 +26,7 @@ from typing import Any
 from langgraph.func import task
 from langgraph.runtime import Runtime, get_runtime
 
-from graph.audit import emit, event, total_usage
+from graph.audit import emit, event, total_usage, with_settings
 from graph.context import Context
 from graph.execution import Job, execute_subtask
 from graph.outputs import DEPENDENCY_FIELDS
@@ -184,7 +184,9 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
 
     async def dispatch(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Run the subtasks of the plan that still need running, dependencies first."""
-        ctx = runtime.context
+        return with_settings(state, runtime.context, await run_round(state, runtime.context))
+
+    async def run_round(state: State, ctx: Context) -> dict[str, Any]:
         if ctx.scheduler == "waves":
             from graph.waves import plan_wave
 

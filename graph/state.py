@@ -180,6 +180,9 @@ class OutputState(TypedDict, total=False):
 class State(InputState, total=False):
     """Full graph state."""
 
+    settings: dict[str, Any]
+    """The `Context` the run goes on with, as a dict; recorded by the planner, and again by
+    dispatch when a resume changes it (with an audit entry), so a resume can keep it."""
     plan: dict[str, Any] | None
     """The current plan (a `Plan` dump)."""
     plan_version: int

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from graph.audit import emit, event
 from graph.conflicts import find_conflicts
 from graph.context import Context
-from graph.models import ainvoke_structured
+from graph.models import ainvoke_structured_reasking
 from graph.outputs import DEPENDENCY_FIELDS, load_all
 from graph.plan_validation import fingerprints
 from graph.prompts import render, untrusted
@@ -111,7 +111,7 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         for s, r in chosen
     )
     emit("phase", name="synthesis", results=len(chosen), condensed=condensed)
-    report, usage = await ainvoke_structured(
+    report, usage = await ainvoke_structured_reasking(
         ctx.synthesizer_model,
         Report,
         [
@@ -126,7 +126,9 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 )
             ),
         ],
+        attempts=ctx.max_synthesis_attempts,
         method=ctx.structured_output_method,
+        role="synthesizer",
     )
     parts = [report.markdown.strip()]
     sources = await asyncio.to_thread(

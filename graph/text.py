@@ -24,6 +24,11 @@ STOPWORDS = frozenset(
 )
 
 
+def clean_text(text: str) -> str:
+    """`text` without NUL characters, which PostgreSQL cannot store in text or JSON."""
+    return text.replace("\x00", "")
+
+
 @lru_cache(maxsize=1)
 def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")

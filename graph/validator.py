@@ -60,6 +60,7 @@ async def check_output(
             ),
         ],
         method=ctx.structured_output_method,
+        role="judge",
     )
     judged = [] if verdict.accept else [f"judge: {verdict.feedback or 'criteria not met'}"]
     return judged, {ctx.validator_model: usage}

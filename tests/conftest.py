@@ -83,6 +83,7 @@ def cli(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setenv("FOREMAN_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("FOREMAN_DB", f"sqlite:{tmp_path / 'cli.sqlite'}")
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapped lines to match across
     for var in (
         "FOREMAN_PLANNER_MODEL",
         "FOREMAN_WORKER_MODEL",

@@ -36,7 +36,7 @@ def test_review_pause_bad_answer_then_approve(cli):
     bad = cli("resume", "t2", "--answer", '{"action": "maybe"}')
     assert bad.exit_code == 2
     assert "not valid" in bad.output and "approve" in bad.output
-    assert "waiting: plan_review" in cli("threads").output  # the thread is untouched
+    assert "paused, waiting: plan_review" in cli("threads").output  # the thread is untouched
     done = cli("resume", "t2", "--answer", '{"action": "approve"}')
     assert done.exit_code == 0, done.output
     assert "status done" in done.output

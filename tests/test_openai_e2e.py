@@ -8,7 +8,6 @@ structured-output parsing, usage reporting, provider errors) is the code path re
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import threading
 import uuid
@@ -19,11 +18,10 @@ from typing import Any
 import openai
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.types import RetryPolicy
 
 from graph import Context, build_graph
+from graph.models import ProviderError
 from graph.offline.model import ENGINES
-from graph.orchestrator import TRANSIENT
 from graph.prompts import untrusted
 from graph.text import tag
 from tests.conftest import HEAT_PUMPS
@@ -118,18 +116,10 @@ def server(
 
 @pytest.fixture
 def fast_app() -> Any:
-    """The Foreman graph as built, except node retries do not back off (keeps tests fast).
-
-    The retry policy's attempts and retryable errors are left as they are.
-    """
+    """The Foreman graph as built; no node retries (the HTTP client's retries are the only ones)."""
     builder = build_graph()
     for name, spec in builder.nodes.items():
-        policy = spec.retry_policy
-        if isinstance(policy, RetryPolicy):
-            quick = policy._replace(initial_interval=0.0, jitter=False)
-            builder.nodes[name] = dataclasses.replace(spec, retry_policy=quick)
-        else:
-            assert policy is None, f"{name}: update this fixture for retry policy {policy!r}"
+        assert spec.retry_policy is None, f"{name}: a node retry multiplies provider stalls"
     return builder.compile(checkpointer=InMemorySaver())
 
 
@@ -203,30 +193,24 @@ async def test_full_run_over_http(
 async def test_planner_provider_errors_leave_a_resumable_thread(
     fast_app: Any, server: OpenAICompatServer, responder: OfflineResponder
 ) -> None:
-    assert TRANSIENT.max_attempts == 3  # the planner node's retries the outage outlasts
-    outage = {"left": TRANSIENT.max_attempts}
+    outage = {"on": True}
 
     def planner_down(request: dict, system: str, human: str) -> tuple[int, str] | None:
-        if request["model"] == "planner-big" and outage["left"] > 0:
-            outage["left"] -= 1
+        if request["model"] == "planner-big" and outage["on"]:
             return 500, "planner backend overloaded"
         return None
 
     responder.fault = planner_down
     thread, ctx = new_thread(), make_context()
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ProviderError) as info:
         await fast_app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
 
-    chain: list[BaseException] = []
-    exc: BaseException | None = info.value
-    while exc is not None and exc not in chain:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    provider = next(e for e in chain if isinstance(e, openai.InternalServerError))
-    assert provider.status_code == 500
-    assert "planner backend overloaded" in str(provider)
-    # the node was tried as often as its retry policy allows, one HTTP request per try
-    assert responder.failed == [("planner-big", "Plan", 500)] * TRANSIENT.max_attempts
+    message = str(info.value)
+    assert message.startswith(f"planner model local:planner-big at {server.base_url}")
+    assert "server error (HTTP 500)" in message and "planner backend overloaded" in message
+    assert isinstance(info.value.__cause__, openai.InternalServerError)
+    # one HTTP request: the client's retries (none here) are the only retries, no node retry
+    assert responder.failed == [("planner-big", "Plan", 500)]
     assert responder.answered == []
     snapshot = fast_app.get_state(thread)
     assert snapshot.next == ("plan",)
@@ -234,18 +218,19 @@ async def test_planner_provider_errors_leave_a_resumable_thread(
     assert "plan" not in snapshot.values
 
     # the provider is back: resuming the same thread finishes the run
+    outage["on"] = False
     out = await fast_app.ainvoke(None, thread, context=ctx)
     values = fast_app.get_state(thread).values
     assert out["status"] == "done"
     assert_finished_run(values, responder)
-    assert len(responder.failed) == TRANSIENT.max_attempts  # nothing failed after recovery
+    assert len(responder.failed) == 1  # nothing failed after recovery
 
 
-async def test_worker_provider_error_is_retried_with_feedback(
+async def test_worker_provider_error_stops_the_run_and_resume_finishes_it(
     fast_app: Any, server: OpenAICompatServer, responder: OfflineResponder
 ) -> None:
-    # The running-costs research subtask: its first attempt is accepted when the model
-    # answers, so the recovery attempt must be too (attempts per worker: 2).
+    # Retrying a subtask on a provider that is failing would fail again, and substitutes
+    # and replans would spend the same provider: the run stops, resumable, instead.
     failed: dict[str, str] = {}
     lock = threading.Lock()
 
@@ -260,26 +245,23 @@ async def test_worker_provider_error_is_retried_with_feedback(
         return None
 
     responder.fault = first_research_fails_once
-    thread = new_thread()
-    out = await fast_app.ainvoke({"request": HEAT_PUMPS}, thread, context=make_context())
-    values = fast_app.get_state(thread).values
+    thread, ctx = new_thread(), make_context()
+    with pytest.raises(ProviderError) as info:
+        await fast_app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    assert str(info.value).startswith("research worker model local:worker-small")
+    assert "worker backend hiccup" in str(info.value)
 
+    out = await fast_app.ainvoke(None, thread, context=ctx)
+    values = fast_app.get_state(thread).values
     assert out["status"] == "done"
     assert_finished_run(values, responder)
     assert responder.failed == [("worker-small", "ResearchFindings", 500)]
-    failed_objective = failed["objective"]
     (rec,) = [
         r
         for r in values["results"].values()
-        if untrusted(r["attempts"][0]["input"]["objective"]) == failed_objective
+        if untrusted(r["attempts"][0]["input"]["objective"]) == failed["objective"]
     ]
-    first, second = rec["attempts"]  # a failed attempt, then an accepted one
-    assert rec["worker"] == "research" and rec["status"] == "accepted"
-    assert first["verdict"] == "retry"
-    assert first["output"] is None and first["usage"]["calls"] == 0
-    assert "model provider error" in first["error"]
-    assert "worker backend hiccup" in first["error"]
-    assert any("model provider error" in f for f in first["feedback"])
-    assert second["input"]["feedback"] == first["feedback"]
-    assert second["verdict"] == "accept" and second["error"] is None
-    assert second["usage"]["calls"] > 0
+    # the failed call left no attempt behind: the subtask ran once more, from scratch
+    [attempt] = rec["attempts"]
+    assert rec["status"] == "accepted" and attempt["verdict"] == "accept"
+    assert attempt["error"] is None and attempt["usage"]["calls"] > 0

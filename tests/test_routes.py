@@ -161,3 +161,27 @@ async def test_cost_from_the_price_table_and_cost_budget(
     assert per_subtask and all(c > 0 for c in per_subtask)
     assert out["status"] == "over_budget"
     assert worker["cost_usd"] < 3.0 + 2.0 * 2  # stopped soon after crossing $3
+
+
+async def test_synthesizer_is_asked_again_after_a_malformed_answer(models, app, thread):
+    models["synth"].on("Report", "<request>", {"title": "only a title"}, times=1)
+    out = await app.ainvoke({"request": HEAT_PUMPS}, thread, context=scripted_context())
+    assert out["status"] == "done" and "## Sources" in out["answer"]
+    first, second = models["synth"].calls_for("Report")
+    assert "previous answer was not a valid Report" not in first.prompt
+    assert "previous answer was not a valid Report" in second.prompt and "markdown" in second.prompt
+    assert app.get_state(thread).values["usage"]["scripted:synth"]["calls"] == 2
+
+
+async def test_synthesizer_that_never_answers_well_leaves_the_run_resumable(models, app, thread):
+    from graph.models import StructuredOutputError
+
+    models["synth"].on("Report", "<request>", {"title": "only a title"})
+    ctx = scripted_context(max_synthesis_attempts=2)
+    with pytest.raises(StructuredOutputError, match="synthesizer model scripted:synth did not"):
+        await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    state = app.get_state(thread)
+    assert state.next == ("synthesize",)  # every accepted subtask kept
+    assert all(r["status"] == "accepted" for r in state.values["results"].values())
+    out = await app.ainvoke(None, thread, context=scripted_context(synthesizer_model="offline"))
+    assert out["status"] == "done"

@@ -97,6 +97,7 @@ async def ask_worker_model(
         schema,
         [SystemMessage(render(prompt)), HumanMessage(human)],
         method=ctx.structured_output_method,
+        role=f"{worker} worker",
     )
     return parsed, usage, spec
 

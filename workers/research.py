@@ -152,6 +152,7 @@ async def extract_findings(state: ResearchState, runtime: Runtime[Context]) -> d
         ResearchFindings,
         [SystemMessage(render("research")), HumanMessage(request_prompt(inp, passages))],
         method=runtime.context.structured_output_method,
+        role="research worker",
     )
     output = findings.model_dump()
     output["sources"] = [_source(p) for p in shown]

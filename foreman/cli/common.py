@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import json
 import os
+import re
+import traceback
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,11 +18,13 @@ from langgraph.store.base import BaseStore
 from rich.console import Console
 
 from foreman.checkpointers import open_persistence
+from foreman.locks import ThreadBusy
 from foreman.questions import UsageError
-from graph.context import Context
-from graph.models import ModelConfigError
+from graph.context import Context, context_from, settings_of
+from graph.models import ModelConfigError, ProviderError, StructuredOutputError
+from graph.redact import redact
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_BUSY = 0, 1, 2, 3, 4
 ROLES = {
     "planner": "planner_model",
     "worker": "worker_model",
@@ -32,12 +36,29 @@ app = typer.Typer(
     help="Foreman: an orchestrator plans a request, specialised workers do the subtasks in "
     "parallel, a validator checks every result, and one answer is synthesized. Runs offline "
     "by default (deterministic extractive mode); see README for LLM providers.\n\n"
-    "Exit codes: 0 done, 1 failed or aborted, 2 bad input, 3 paused waiting for an answer.",
+    "Exit codes: 0 done, 1 failed or aborted (or a provider failed: resumable), 2 bad input "
+    "(nothing is changed), 3 paused waiting for an answer, 4 the thread is being run by "
+    "another process.\n\n"
+    "Providers: a request to a model gives up after FOREMAN_HTTP_TIMEOUT seconds (default "
+    "60) and is retried FOREMAN_HTTP_RETRIES times (default 1); then the run stops, "
+    "resumable, with what failed.",
     no_args_is_help=True,
     add_completion=False,
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay one line each, greppable
+_debug = {"on": bool(os.environ.get("FOREMAN_DEBUG"))}
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Print tracebacks of errors (also FOREMAN_DEBUG=1).")
+    ] = False,
+) -> None:
+    """Foreman's options that apply to every command."""
+    _debug["on"] = _debug["on"] or debug
+
 
 DbOption = Annotated[
     str | None,
@@ -47,7 +68,6 @@ DbOption = Annotated[
         "$FOREMAN_DB) or a postgresql:// URL.",
     ),
 ]
-
 
 DurabilityOption = Annotated[
     str,
@@ -59,13 +79,66 @@ DurabilityOption = Annotated[
     ),
 ]
 DURABILITY = ("sync", "async", "exit")
+ModelOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help="ROLE=PROVIDER:MODEL; roles: planner, worker, validator (the judge, with "
+        "--judge), synthesizer, or a worker name (research, code, review, data, policy, ...). "
+        "Repeatable.",
+    ),
+]
+SETTINGS_KEY = "foreman_settings"
+THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print an error and return the `Exit` to raise."""
+    err.print(f"[red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
 
 
 def check_durability(durability: str) -> None:
     """Refuse an unknown `--durability` before anything is opened."""
     if durability not in DURABILITY:
-        err.print(f"[red]error:[/] --durability must be one of {', '.join(DURABILITY)}")
-        raise typer.Exit(EXIT_USAGE)
+        raise fail(f"--durability must be one of {', '.join(DURABILITY)}")
+
+
+def check_db(db: str) -> str:
+    """Refuse a `--db` that is neither `sqlite:PATH` nor a PostgreSQL URL."""
+    if db.startswith(("postgresql://", "postgres://")):
+        return db
+    if db.startswith("sqlite:") and db.removeprefix("sqlite:").strip():
+        return db
+    raise UsageError(
+        f"--db {redact(db)!r} is not a database: use sqlite:PATH (e.g. "
+        "sqlite:.foreman/foreman.sqlite) or a postgresql:// URL"
+    )
+
+
+def check_thread(thread: str) -> str:
+    """Refuse a thread id that could name a path outside the runs folder."""
+    if not THREAD_ID.fullmatch(thread) or ".." in thread:
+        raise UsageError(
+            f"thread id {thread!r} is not allowed: use up to 128 letters, digits, '_', '-' "
+            "or '.', starting with a letter or digit (no '..')"
+        )
+    return thread
+
+
+def checked(db: str | None, *threads: str) -> str:
+    """The database to use (`--db`, else the default), with it and the thread ids checked.
+
+    Raises the `Exit` of a usage error (code 2) before anything is opened.
+    """
+    from foreman.checkpointers import default_db
+
+    try:
+        for thread in threads:
+            check_thread(thread)
+        return check_db(db or default_db())
+    except UsageError as exc:
+        raise fail(str(exc)) from exc
 
 
 def home() -> Path:
@@ -73,69 +146,189 @@ def home() -> Path:
     return Path(os.environ.get("FOREMAN_HOME", ".foreman"))
 
 
+def run_folder(thread: str) -> Path:
+    """The folder of one run's audit trail, always inside `home()/runs`."""
+    runs = (home() / "runs").resolve()
+    folder = (runs / check_thread(thread)).resolve()
+    if folder.parent != runs:  # belt and braces: the id pattern already forbids this
+        raise UsageError(f"thread id {thread!r} would write outside {runs}")
+    return folder
+
+
+def remove_run_folder(thread: str) -> bool:
+    """Delete a run's audit files (they hold the request, outputs and answer); True if any."""
+    import shutil
+
+    folder = run_folder(thread)
+    if not folder.is_dir():
+        return False
+    shutil.rmtree(folder)
+    return True
+
+
 def run_config(thread: str, ctx: Context | None = None) -> dict[str, Any]:
-    """The config of a run on `thread`; a new run also saves its Context in the metadata."""
+    """The config of a run on `thread`.
+
+    A new run's settings also go into its checkpoints' metadata as one JSON string (savers
+    keep strings, not dicts): until the planner has recorded them in state, a crash would
+    otherwise leave a resume nothing to go on with.
+    """
     config: dict[str, Any] = {"configurable": {"thread_id": thread}, "recursion_limit": 200}
     if ctx is not None:
-        config["metadata"] = {"foreman_context": dataclasses.asdict(ctx)}
+        config["metadata"] = {SETTINGS_KEY: json.dumps(settings_of(ctx))}
     return config
 
 
-def make_context(overrides: dict[str, Any], models: list[str]) -> Context:
-    """A Context from option values and `--model ROLE=PROVIDER:MODEL` items."""
+def thread_settings(snapshot: Any) -> dict[str, Any] | None:
+    """The settings a thread runs with: from its state, else from its checkpoint's metadata."""
+    if snapshot.values.get("settings"):
+        return dict(snapshot.values["settings"])
+    saved = (snapshot.metadata or {}).get(SETTINGS_KEY)
+    return json.loads(saved) if isinstance(saved, str) else None
+
+
+def model_overrides(models: list[str]) -> dict[str, Any]:
+    """Context fields set by `--model ROLE=PROVIDER:MODEL` items."""
+    from workers.registry import default_registry
+
+    overrides: dict[str, Any] = {}
+    workers = default_registry()
     for item in models:
         role, sep, spec = item.partition("=")
+        role, spec = role.strip(), spec.strip()
         if not sep or not spec:
             raise UsageError(f"--model expects ROLE=PROVIDER:MODEL, got {item!r}")
         if role in ROLES:
             overrides[ROLES[role]] = spec
-        else:  # a worker name: per-worker override
+        elif role in workers:  # a worker name: per-worker override
             overrides.setdefault("worker_models", {})[role] = spec
-    return Context(**{k: v for k, v in overrides.items() if v is not None})
+        else:
+            raise UsageError(
+                f"--model {item!r}: {role!r} is neither a role ({', '.join(ROLES)}) nor a "
+                f"worker ({', '.join(workers)})"
+            )
+    return overrides
 
 
-async def saved_context(app_graph: Any, config: dict[str, Any]) -> Context:
-    """The Context a thread was started with (kept in its checkpoint metadata)."""
-    async for snap in app_graph.aget_state_history(config, limit=50):
-        saved = (snap.metadata or {}).get("foreman_context")
-        if saved:
-            return Context(**saved)
-    return Context()
+def check_models(ctx: Context) -> None:
+    """Resolve every model spec now, so a bad one is refused before a thread exists."""
+    from graph.models import load_chat_model
+
+    specs = [ctx.planner_model, ctx.worker_model, ctx.synthesizer_model]
+    specs += list(ctx.worker_models.values())
+    if ctx.judge:
+        specs.append(ctx.validator_model)
+    for spec in dict.fromkeys(specs):
+        load_chat_model(spec)  # raises ModelConfigError; builds a client, sends nothing
+
+
+def make_context(overrides: dict[str, Any], models: list[str]) -> Context:
+    """A Context from option values and `--model ROLE=PROVIDER:MODEL` items."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    values.update(model_overrides(models))
+    ctx = Context(**values)
+    check_models(ctx)
+    return ctx
+
+
+def resumed_context(
+    settings: dict[str, Any] | None, overrides: dict[str, Any], models: list[str]
+) -> tuple[Context, list[str]]:
+    """The Context a thread was run with, changed only where options say so.
+
+    Returns the Context and one line per setting changed, for the person to see.
+    """
+    before = context_from(settings)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    for key, value in model_overrides(models).items():
+        if key == "worker_models":
+            value = {**before.worker_models, **value}
+        changes[key] = value
+    ctx = context_from(settings, **changes)
+    check_models(ctx)
+    said = [
+        f"{key}: {getattr(before, key)!r} -> {getattr(ctx, key)!r}"
+        for key in changes
+        if getattr(before, key) != getattr(ctx, key)
+    ]
+    return ctx, said
 
 
 @asynccontextmanager
 async def open_app(db: str) -> AsyncIterator[tuple[Any, BaseStore]]:
-    """The graph compiled with the checkpointer and store of `db`."""
+    """The graph compiled with the checkpointer and store of `db`.
+
+    Raises:
+        UsageError: the database cannot be opened (unreachable server, unwritable path).
+    """
+    import sqlite3
+
+    import psycopg
+
     from graph import build_graph
 
-    async with open_persistence(db) as (saver, store):
+    async with AsyncExitStack() as stack:
+        try:
+            saver, store = await stack.enter_async_context(open_persistence(check_db(db)))
+        except (OSError, sqlite3.Error, psycopg.Error) as exc:
+            raise UsageError(f"cannot open the database {redact(db)}: {_one_line(exc)}") from exc
         yield build_graph().compile(checkpointer=saver, store=store, name="foreman"), store
 
 
+def _one_line(exc: BaseException) -> str:
+    return redact(" ".join(str(exc).split()) or type(exc).__name__)
+
+
 def execute(coro: Any, thread: str) -> None:
-    """Run a command's coroutine; turn errors into a message and an exit code."""
+    """Run a command's coroutine; turn errors into one line and an exit code.
+
+    Tracebacks only with `--debug`: a person needs what failed and what to do.
+    """
+    resume = f"foreman resume {thread}"
     try:
         code = asyncio.run(coro)
+    except typer.Exit:
+        raise
     except UsageError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {redact(str(exc))}", highlight=False)
         code = EXIT_USAGE
     except ModelConfigError as exc:
-        err.print(f"[red]configuration error:[/] {exc}")
+        err.print(f"[red]configuration error:[/] {redact(str(exc))}", highlight=False)
         code = EXIT_USAGE
+    except ThreadBusy as exc:
+        err.print(f"[red]busy:[/] {exc}", highlight=False)
+        code = EXIT_BUSY
     except KeyboardInterrupt:
-        err.print(f"\n[yellow]Interrupted.[/] Progress is checkpointed: foreman resume {thread}")
+        err.print(f"\n[yellow]Interrupted.[/] Progress is checkpointed: {resume}")
         code = 130
+    except ProviderError as exc:
+        _debug_trace(exc)
+        err.print(f"[red]provider failed:[/] {exc}", highlight=False)
+        err.print(f"Nothing finished is lost; when it is fixed: {resume}", highlight=False)
+        code = EXIT_FAILED
+    except StructuredOutputError as exc:
+        _debug_trace(exc)
+        err.print(f"[red]model answer unusable:[/] {exc}", highlight=False)
+        err.print(f"Resume, perhaps with another model (--model ROLE=...): {resume}")
+        code = EXIT_FAILED
     except GraphRecursionError as exc:
         err.print(f"[red]error:[/] the run did not converge ({exc}); foreman show {thread}")
         code = EXIT_FAILED
-    except (OSError, ValueError, RuntimeError) as exc:
-        err.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
-        err.print(f"The thread keeps its last checkpoint: foreman resume {thread}")
+    except Exception as exc:  # anything else: one line, the thread stays resumable
+        _debug_trace(exc)
+        err.print(f"[red]error:[/] {type(exc).__name__}: {_one_line(exc)}", highlight=False)
+        hint = "" if _debug["on"] else " (--debug shows the traceback)"
+        err.print(f"The thread keeps its last checkpoint: {resume}{hint}", highlight=False)
         code = EXIT_FAILED
     raise typer.Exit(code)
+
+
+def _debug_trace(exc: BaseException) -> None:
+    if _debug["on"]:
+        err.print(redact("".join(traceback.format_exception(exc))), highlight=False, markup=False)
 
 
 async def require_run(app_graph: Any, db: str, thread: str) -> None:
     """Refuse, as bad input, a thread id the database has no run for."""
     if not (await app_graph.aget_state(run_config(thread))).values:
-        raise UsageError(f"no run with thread id {thread!r} in {db}")
+        raise UsageError(f"no run with thread id {thread!r} in {redact(db)}")

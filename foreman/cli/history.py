@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import sys
 import time
@@ -14,26 +13,30 @@ import typer
 from rich.markdown import Markdown
 
 from foreman import threads as housekeeping
-from foreman.checkpointers import default_db
 from foreman.cli.common import (
     EXIT_USAGE,
     DbOption,
     DurabilityOption,
+    ModelOption,
     app,
     check_durability,
+    checked,
     console,
     err,
     execute,
-    make_context,
+    fail,
     open_app,
+    remove_run_folder,
     require_run,
-    run_config,
-    saved_context,
+    resumed_context,
+    thread_settings,
 )
 from foreman.cli.running import stream_run
+from foreman.locks import thread_lock
 from foreman.questions import UsageError
 from foreman.rerun import RerunError, find_base, fork_for_rerun
 from graph import audit
+from graph.redact import redact
 
 
 async def _threads(db: str, limit: int) -> list[housekeeping.ThreadInfo]:
@@ -49,12 +52,21 @@ def threads(
     """List runs with their status and last update, newest first."""
     from rich.table import Table
 
-    rows = asyncio.run(_threads(db or default_db(), limit))
+    rows = _run_or_exit(_threads(checked(db), limit))
     table = Table("thread", "updated", "status", "request")
+    table.columns[2].no_wrap = True
     for row in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated_at))
         table.add_row(row.thread_id, when, row.status, row.request[:70])
     console.print(table)
+
+
+def _run_or_exit(coro: Any) -> Any:
+    """Run a read-only command's coroutine; a usage error is a message and exit 2."""
+    try:
+        return asyncio.run(coro)
+    except UsageError as exc:
+        raise fail(redact(str(exc))) from exc
 
 
 async def _delete(db: str, thread_ids: list[str]) -> None:
@@ -62,8 +74,10 @@ async def _delete(db: str, thread_ids: list[str]) -> None:
         for tid in thread_ids:
             await require_run(app_graph, db, tid)
         for tid in thread_ids:
-            dropped = await housekeeping.delete_thread(app_graph.checkpointer, store, tid)
-            console.print(f"deleted {tid} ({dropped} stored outputs no other thread used)")
+            async with thread_lock(db, tid):
+                dropped = await housekeeping.delete_thread(app_graph.checkpointer, store, tid)
+            files = ", its audit files" if remove_run_folder(tid) else ""
+            console.print(f"deleted {tid} ({dropped} stored outputs no other thread used{files})")
 
 
 @app.command()
@@ -71,8 +85,8 @@ def delete(
     thread: Annotated[list[str], typer.Argument(help="Thread id(s) to delete.")],
     db: DbOption = None,
 ) -> None:
-    """Delete runs: their checkpoints and the stored outputs no other run uses."""
-    execute(_delete(db or default_db(), thread), thread[0])
+    """Delete runs: their checkpoints, the stored outputs no other run uses, their audit files."""
+    execute(_delete(checked(db, *thread), thread), thread[0])
 
 
 def _seconds(age: str, option: str) -> float:
@@ -89,7 +103,10 @@ async def _expire(db: str, max_age_s: float, dry_run: bool) -> list[str]:
         saver = app_graph.checkpointer
         if dry_run:
             return await housekeeping.old_threads(saver, max_age_s)
-        return await housekeeping.expire_threads(saver, store, max_age_s)
+        gone = await housekeeping.expire_threads(saver, store, max_age_s)
+        for tid in gone:
+            remove_run_folder(tid)
+        return gone
 
 
 @app.command()
@@ -104,13 +121,16 @@ def expire(
     db: DbOption = None,
     dry_run: Annotated[bool, typer.Option(help="Only list what would be deleted.")] = False,
 ) -> None:
-    """Delete runs older than a TTL. With FOREMAN_THREAD_TTL set, `run` does this first."""
+    """Delete runs older than a TTL, with their audit files.
+
+    With FOREMAN_THREAD_TTL set, `run` does this first.
+    """
     age = older_than or os.environ.get("FOREMAN_THREAD_TTL", "")
     if not age:
         err.print("[red]error:[/] give --older-than AGE (e.g. 7d) or set FOREMAN_THREAD_TTL")
         raise typer.Exit(EXIT_USAGE)
     max_age = _seconds(age, "--older-than")
-    gone = asyncio.run(_expire(db or default_db(), max_age, dry_run))
+    gone = _run_or_exit(_expire(checked(db), max_age, dry_run))
     verb = "would delete" if dry_run else "deleted"
     console.print(f"{verb} {len(gone)} run(s) older than {age}: {' '.join(gone) or '-'}")
 
@@ -139,7 +159,7 @@ def gc(
     delete; a server with its own savers (Aegra) deletes checkpoints only.
     """
     grace_s = _seconds(grace, "--grace")
-    gone = asyncio.run(_gc(db or default_db(), grace_s, dry_run))
+    gone = _run_or_exit(_gc(checked(db), grace_s, dry_run))
     if dry_run:
         console.print(f"{len(gone)} deleted run(s) left stored outputs: {' '.join(gone) or '-'}")
         return
@@ -172,11 +192,7 @@ def show(
     if format not in ("text", "md", "json"):
         err.print("[red]error:[/] --format must be text, md or json")
         raise typer.Exit(EXIT_USAGE)
-    try:
-        values = asyncio.run(_values(db or default_db(), thread))
-    except UsageError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
+    values = _run_or_exit(_values(checked(db, thread), thread))
     if format == "text":
         console.print(Markdown(audit.to_markdown(values, max_output_chars=1500)))
         return
@@ -194,42 +210,36 @@ async def _rerun(
     subtask: str,
     checkpoint: str | None,
     models: list[str],
-    quiet: bool,
-    durability: str,
+    opts: dict[str, Any],
 ) -> int:
-    async with open_app(db) as (app_graph, store):
+    async with open_app(db) as (app_graph, store), thread_lock(db, thread):
         await require_run(app_graph, db, thread)
         try:
             fork = await find_base(app_graph, thread, subtask, checkpoint)
         except RerunError as exc:
             raise UsageError(str(exc)) from exc
-        saved = await saved_context(app_graph, dict(fork.base.config))
-        ctx = make_context(dataclasses.asdict(saved), models)
+        ctx, changed = resumed_context(thread_settings(fork.base), {}, models)
         base_id = fork.base.config["configurable"]["checkpoint_id"]
         console.print(
             f"forking {thread} at checkpoint {base_id}; running again: {', '.join(fork.subtasks)}"
         )
+        if changed:
+            console.print("with changed settings: " + "; ".join(changed))
         await fork_for_rerun(app_graph, fork, why=" ".join(models))
-        config = run_config(thread, ctx)
-        return await stream_run(
-            app_graph, store, thread, None, ctx, config, quiet, False, durability
-        )
+        return await stream_run(app_graph, store, thread, None, ctx, **opts)
 
 
 @app.command()
 def rerun(
     thread: Annotated[str, typer.Argument(help="Thread id of the run.")],
     subtask: Annotated[str, typer.Argument(help="Subtask id to run again.")],
-    model: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model",
-            help="ROLE=PROVIDER:MODEL for the rerun, e.g. writer=openai:gpt-4.1 (repeatable).",
-        ),
-    ] = None,
+    model: ModelOption = None,
     checkpoint: Annotated[
         str | None,
-        typer.Option(help="Fork this checkpoint (default: the latest before synthesis)."),
+        typer.Option(
+            help="Fork this checkpoint (default: the latest before synthesis; for a run that "
+            "never got there, its latest checkpoint)."
+        ),
     ] = None,
     db: DbOption = None,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
@@ -237,12 +247,12 @@ def rerun(
 ) -> None:
     """Time travel: fork a run and run one subtask again, then re-synthesize.
 
-    The fork starts at a past checkpoint (default: the latest before synthesis). The subtask
-    and those that used its output run again; siblings keep their results; the original
-    branch stays in the thread's history.
+    The fork starts at a past checkpoint (default: the latest before synthesis, or the
+    latest of a paused run). The subtask and those that used its output run again, with the
+    run's own settings unless `--model` changes them; siblings keep their results; the
+    original branch stays in the thread's history.
     """
+    db = checked(db, thread)
     check_durability(durability)
-    execute(
-        _rerun(db or default_db(), thread, subtask, checkpoint, model or [], quiet, durability),
-        thread,
-    )
+    opts = {"quiet": quiet, "interactive": False, "durability": durability}
+    execute(_rerun(db, thread, subtask, checkpoint, model or [], opts), thread)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
@@ -16,27 +15,31 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from foreman import threads as housekeeping
-from foreman.checkpointers import default_db
 from foreman.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     EXIT_WAITING,
     DbOption,
     DurabilityOption,
+    ModelOption,
     app,
     check_durability,
+    checked,
     console,
     err,
     execute,
-    home,
+    fail,
     make_context,
     open_app,
+    remove_run_folder,
+    resumed_context,
     run_config,
-    saved_context,
+    run_folder,
+    thread_settings,
 )
 from foreman.display import Progress
 from foreman.examples import EXAMPLES
+from foreman.locks import thread_lock
 from foreman.questions import (
     UsageError,
     ask_in_terminal,
@@ -46,15 +49,30 @@ from foreman.questions import (
 )
 from graph import audit
 from graph.context import Context
+from graph.models import ModelConfigError
+from graph.redact import redact
+from graph.text import clean_text
+
+MaxParallel = Annotated[int | None, typer.Option(min=1, help="Subtasks running at once (≥ 1).")]
+MaxTokens = Annotated[int | None, typer.Option(min=0, help="Token budget (0: none).")]
+MaxCost = Annotated[float | None, typer.Option(min=0.0, help="Cost budget in USD (0: none).")]
+Quiet = Annotated[bool, typer.Option(help="No progress display.")]
 
 
-async def write_audit(app_graph: Any, store: BaseStore, thread: str) -> Path:
-    """Write the run's audit.json, audit.md and answer.md under its run folder."""
+async def write_audit(
+    app_graph: Any, store: BaseStore, thread: str, stopped: str | None = None
+) -> Path:
+    """Write the run's audit.json, audit.md and answer.md under its run folder.
+
+    `stopped` says why the run stopped before its end (a provider failure), if it did.
+    """
     values = await housekeeping.full_values(app_graph, store, thread)
-    folder = home() / "runs" / thread
+    if stopped:
+        values["stopped"] = stopped
+    folder = run_folder(thread)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "audit.json").write_text(audit.to_json(values), encoding="utf-8")
-    (folder / "audit.md").write_text(audit.to_markdown(values), encoding="utf-8")
+    (folder / "audit.json").write_text(redact(audit.to_json(values)), encoding="utf-8")
+    (folder / "audit.md").write_text(redact(audit.to_markdown(values)), encoding="utf-8")
     if values.get("answer"):
         (folder / "answer.md").write_text(values["answer"], encoding="utf-8")
     return folder
@@ -70,53 +88,69 @@ async def _expire_by_ttl(app_graph: Any, store: BaseStore) -> None:
     except ValueError as exc:
         raise UsageError(f"FOREMAN_THREAD_TTL: {exc}") from exc
     gone = await housekeeping.expire_threads(app_graph.checkpointer, store, max_age)
+    for tid in gone:
+        remove_run_folder(tid)
     if gone:
         console.print(f"expired {len(gone)} thread(s) older than {ttl} (FOREMAN_THREAD_TTL)")
 
 
-async def _drive(
+async def _start(
+    db: str, thread: str, payload: dict[str, Any], ctx: Context, opts: dict[str, Any]
+) -> int:
+    async with open_app(db) as (app_graph, store), thread_lock(db, thread):
+        if (await app_graph.aget_state(run_config(thread))).values:
+            raise UsageError(
+                f"thread {thread} already has a run: continue it with `foreman resume "
+                f"{thread}`, or pick another --thread"
+            )
+        await _expire_by_ttl(app_graph, store)
+        config = run_config(thread, ctx)
+        return await stream_run(app_graph, store, thread, payload, ctx, config=config, **opts)
+
+
+async def _resume(
     db: str,
     thread: str,
-    payload: Any,
-    ctx: Context | None,
-    quiet: bool,
-    interactive: bool = False,
-    durability: str = "sync",
+    answer: str | None,
+    overrides: dict[str, Any],
+    models: list[str],
+    opts: dict[str, Any],
 ) -> int:
-    async with open_app(db) as (app_graph, store):
-        config = run_config(thread)
-        if ctx is None:
-            snapshot = await app_graph.aget_state(config)
-            if not snapshot.values and not snapshot.next:
-                raise UsageError(f"no run with thread id {thread!r} in {db}")
-            pending = pending_interrupts(snapshot)
-            if payload is None and pending:
-                print_interrupts(console, thread, pending)
-                answers = (
-                    {i.id: ask_in_terminal(i.value, console.input) for i in pending}
-                    if interactive
-                    else {}
-                )
-                if not answers or any(a is None for a in answers.values()):
-                    return EXIT_WAITING
-                payload = json.dumps(answers[pending[0].id] if len(pending) == 1 else answers)
-            # `next` omits tasks whose writes were saved before a crash; `tasks` has them.
-            if not snapshot.next and not snapshot.tasks and not pending:
-                console.print(
-                    f"Run {thread} has already finished ({snapshot.values.get('status')})."
-                )
+    async with open_app(db) as (app_graph, store), thread_lock(db, thread):
+        snapshot = await app_graph.aget_state(run_config(thread))
+        if not snapshot.values and not snapshot.next:
+            raise UsageError(f"no run with thread id {thread!r} in {redact(db)}")
+        values = snapshot.values
+        pending = pending_interrupts(snapshot)
+        # `next` omits tasks whose writes were saved before a crash; `tasks` has them.
+        if not snapshot.next and not snapshot.tasks and not pending:
+            status = values.get("status")
+            if status in ("done", "over_budget"):
+                console.print(f"Run {thread} has already finished ({status}).")
                 return EXIT_OK
-            if payload is not None:
-                if not pending:
-                    raise UsageError(f"run {thread} is not waiting for an answer")
-                payload = Command(resume=resume_value(pending, payload))
-            ctx = await saved_context(app_graph, config)
-        else:
-            await _expire_by_ttl(app_graph, store)
-            config = run_config(thread, ctx)
-        return await stream_run(
-            app_graph, store, thread, payload, ctx, config, quiet, interactive, durability
-        )
+            err.print(
+                f"[red]Run {thread} ended {status}[/]: {values.get('error') or 'no reason kept'}."
+                f" Nothing is left to resume; start it again with `foreman run`.",
+                highlight=False,
+            )
+            return EXIT_FAILED
+        ctx, changed = resumed_context(thread_settings(snapshot), overrides, models)
+        if changed:
+            console.print("resuming with changed settings: " + "; ".join(changed))
+        payload: Any = None
+        if answer is None and pending:
+            print_interrupts(console, thread, pending)
+            if not opts["interactive"]:
+                return EXIT_WAITING
+            answers = {i.id: ask_in_terminal(i.value, console.input) for i in pending}
+            if any(a is None for a in answers.values()):
+                return EXIT_WAITING
+            payload = Command(resume=answers)
+        elif answer is not None:
+            if not pending:
+                raise UsageError(f"run {thread} is not waiting for an answer")
+            payload = Command(resume=resume_value(pending, clean_text(answer)))
+        return await stream_run(app_graph, store, thread, payload, ctx, **opts)
 
 
 async def stream_run(
@@ -125,26 +159,39 @@ async def stream_run(
     thread: str,
     payload: Any,
     ctx: Context,
-    config: dict[str, Any],
+    *,
     quiet: bool,
     interactive: bool,
     durability: str,
+    config: dict[str, Any] | None = None,
 ) -> int:
-    """Run the graph with live progress until it ends or waits for an answer."""
+    """Run the graph with live progress until it ends or waits for an answer.
+
+    Whatever stops it (a provider that fails, Ctrl-C), the audit trail so far is written
+    before the error goes on to be reported.
+    """
+    config = config or run_config(thread)
     while True:
         progress = Progress(console if not quiet else Console(quiet=True))
-        with progress:
-            async for _ns, mode, chunk in app_graph.astream(
-                payload,
-                config,
-                context=ctx,
-                stream_mode=["custom", "updates"],
-                subgraphs=True,
-                durability=durability,
-            ):
-                if mode == "custom" and isinstance(chunk, dict):
-                    progress.handle(chunk)
-        snapshot = await app_graph.aget_state(run_config(thread))
+        try:
+            with progress:
+                async for _ns, mode, chunk in app_graph.astream(
+                    payload,
+                    config,
+                    context=ctx,
+                    stream_mode=["custom", "updates"],
+                    subgraphs=True,
+                    durability=durability,
+                ):
+                    if mode == "custom" and isinstance(chunk, dict):
+                        progress.handle(chunk)
+        except BaseException as exc:
+            why = redact(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            folder = await write_audit(app_graph, store, thread, stopped=why)
+            err.print(f"Audit trail so far: {folder}/audit.md", highlight=False)
+            raise
+        config = run_config(thread)  # after a fork, go on from the thread's head
+        snapshot = await app_graph.aget_state(config)
         values = snapshot.values
         folder = await write_audit(app_graph, store, thread)
         pending = pending_interrupts(snapshot)
@@ -169,8 +216,16 @@ async def stream_run(
     )
     console.print(f"Audit trail: {folder}/audit.md and audit.json (also: foreman show {thread})")
     if values.get("error"):
-        err.print(f"[red]error:[/] {values['error']}")
+        err.print(f"[red]error:[/] {values['error']}", highlight=False)
     return EXIT_OK if values.get("status") in ("done", "over_budget") else EXIT_FAILED
+
+
+def _note_unused_judge(ctx: Context, models: list[str]) -> None:
+    if not ctx.judge and any(m.partition("=")[0].strip() == "validator" for m in models):
+        err.print(
+            "[yellow]note:[/] --model validator=... has no effect without --judge "
+            "(the validator model is the judge)"
+        )
 
 
 @app.command()
@@ -190,25 +245,18 @@ def run(
         ),
     ] = False,
     db: DbOption = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model",
-            help="ROLE=PROVIDER:MODEL; roles: planner, worker, validator, synthesizer, "
-            "or a worker name (research, code, review, data, policy, ...). Repeatable.",
-        ),
-    ] = None,
+    model: ModelOption = None,
     corpus: Annotated[
         Path | None, typer.Option(help="Folder of .md/.txt documents for the research worker.")
     ] = None,
     judge: Annotated[
         bool, typer.Option(help="Also check results with the validator model.")
     ] = False,
-    max_parallel: Annotated[int | None, typer.Option(help="Subtasks running at once.")] = None,
-    max_subtasks: Annotated[int | None, typer.Option(help="Largest plan accepted.")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Token budget (0: none).")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="Cost budget in USD (0: none).")] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    max_parallel: MaxParallel = None,
+    max_subtasks: Annotated[int | None, typer.Option(min=1, help="Largest plan accepted.")] = None,
+    max_tokens: MaxTokens = None,
+    max_cost: MaxCost = None,
+    quiet: Quiet = False,
     ask: Annotated[
         bool,
         typer.Option(
@@ -217,17 +265,23 @@ def run(
     ] = sys.stdin.isatty(),
     durability: DurabilityOption = "sync",
 ) -> None:
-    """Plan and run a request; shows live progress, then the answer and its audit trail."""
+    """Plan and run a request; shows live progress, then the answer and its audit trail.
+
+    Settings given here stay with the run: `foreman resume` and `foreman rerun` go on with
+    them unless told otherwise.
+    """
     if example is not None:
         if example not in EXAMPLES:
-            err.print(f"[red]error:[/] no example {example!r}; try: {', '.join(EXAMPLES)}")
-            raise typer.Exit(EXIT_USAGE)
+            raise fail(f"no example {example!r}; try: {', '.join(EXAMPLES)}")
         request = request or EXAMPLES[example].request
         console.print(f"example [bold]{example}[/]: {EXAMPLES[example].pattern}")
-    if not request:
-        err.print("[red]error:[/] give a request, or --example NAME (see `foreman examples`)")
-        raise typer.Exit(EXIT_USAGE)
+    if not request or not clean_text(request).strip():
+        raise fail("give a request, or --example NAME (see `foreman examples`)")
     thread = thread or uuid.uuid4().hex[:12]
+    db = checked(db, thread)
+    check_durability(durability)
+    if corpus is not None and not corpus.is_dir():
+        raise fail(f"corpus folder not found: {corpus}")
     try:
         ctx = make_context(
             {
@@ -242,20 +296,18 @@ def run(
             model or [],
         )
     except UsageError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
-    check_durability(durability)
-    if corpus is not None and not corpus.is_dir():
-        err.print(f"[red]error:[/] corpus folder not found: {corpus}")
-        raise typer.Exit(EXIT_USAGE)
+        raise fail(str(exc)) from exc
+    except ModelConfigError as exc:
+        raise fail(f"configuration error: {redact(str(exc))}") from exc
+    _note_unused_judge(ctx, model or [])
     console.print(
         f"thread [bold]{thread}[/] · planner {ctx.planner_model} · workers "
-        f"{ctx.worker_model} · db {db or default_db()}"
+        f"{ctx.worker_model} · db {redact(db)}",
+        highlight=False,
     )
-    execute(
-        _drive(db or default_db(), thread, {"request": request}, ctx, quiet, ask, durability),
-        thread,
-    )
+    payload = {"request": clean_text(request)}
+    opts = {"quiet": quiet, "interactive": ask, "durability": durability}
+    execute(_start(db, thread, payload, ctx, opts), thread)
 
 
 @app.command()
@@ -269,7 +321,11 @@ def resume(
         ),
     ] = None,
     db: DbOption = None,
-    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    model: ModelOption = None,
+    max_parallel: MaxParallel = None,
+    max_tokens: MaxTokens = None,
+    max_cost: MaxCost = None,
+    quiet: Quiet = False,
     ask: Annotated[
         bool,
         typer.Option(
@@ -278,6 +334,18 @@ def resume(
     ] = sys.stdin.isatty(),
     durability: DurabilityOption = "sync",
 ) -> None:
-    """Continue a paused, interrupted or crashed run from its last checkpoint."""
+    """Continue a paused, interrupted or crashed run from its last checkpoint.
+
+    The run goes on with the settings it was started with (models, judge, budgets, corpus,
+    max_parallel, review_plan). `--model` and the budget options change them from here on,
+    and the change is printed and kept in the audit trail.
+    """
+    db = checked(db, thread)
     check_durability(durability)
-    execute(_drive(db or default_db(), thread, answer, None, quiet, ask, durability), thread)
+    overrides = {
+        "max_parallel": max_parallel,
+        "max_total_tokens": max_tokens,
+        "max_cost_usd": max_cost,
+    }
+    opts = {"quiet": quiet, "interactive": ask, "durability": durability}
+    execute(_resume(db, thread, answer, overrides, model or [], opts), thread)

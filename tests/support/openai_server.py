@@ -47,7 +47,9 @@ class Reply:
         content: Plain assistant text.
         tool_call: ``(function name, arguments dict)`` returned as a tool call.
         json_body: Returned as ``message.content = json.dumps(json_body)``.
-        error: ``(HTTP status, message)`` returned as an OpenAI error body.
+        error: ``(HTTP status, message)`` returned as an OpenAI error body; ``{authorization}``
+            in the message is replaced by the request's Authorization header, as some servers
+            echo it back.
         delay_s: Seconds to sleep before answering.
         prompt_tokens: Usage override; default counts words in the request.
         completion_tokens: Usage override; default counts words in the answer.
@@ -274,7 +276,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if reply.error is not None:
-            self._send_error(*reply.error)
+            status, message = reply.error
+            auth = self.headers.get("Authorization", "")
+            self._send_error(status, message.replace("{authorization}", auth))
         elif request.get("stream"):
             self._send_stream(request, reply)
         else:
