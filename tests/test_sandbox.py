@@ -310,6 +310,27 @@ async def test_a_large_file_hits_the_file_size_limit():
     assert len(result.files.get("big", b"")) <= 1 << 20
 
 
+async def test_file_watching_is_absent_so_no_host_inotify_instance_is_used():
+    # Landlock does not mediate watches: inotify or fanotify would see names of files made
+    # in /tmp or another run's directory, and use up the instances of the host user.
+    script = """
+        import ctypes, errno
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        for name, call in (
+            ("inotify_init1", lambda: libc.inotify_init1(0)),
+            ("fanotify_init", lambda: libc.fanotify_init(0x200, 0)),  # FAN_REPORT_FID: no privilege
+        ):
+            created = 0
+            while call() >= 0:
+                created += 1
+            print(name, created, errno.errorcode[ctypes.get_errno()])
+    """
+    result = await run_sandboxed(["python", "main.py"], code(script))
+    assert result.ok, result.stderr
+    assert result.stdout.splitlines() == ["inotify_init1 0 ENOSYS", "fanotify_init 0 ENOSYS"]
+
+
 DAEMON = """
     import os, sys, time
 

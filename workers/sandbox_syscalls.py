@@ -26,7 +26,8 @@ _X86 = dict(
     kexec_load=246, kexec_file_load=320, init_module=175, finit_module=313,
     delete_module=176, mount=165, umount2=166, pivot_root=155, chroot=161, swapon=167,
     swapoff=168, reboot=169, unshare=272, setns=308, name_to_handle_at=303,
-    open_by_handle_at=304, acct=163, quotactl=179, iopl=172, ioperm=173,
+    open_by_handle_at=304, acct=163, quotactl=179, iopl=172, ioperm=173, inotify_init=253,
+    inotify_init1=294, inotify_add_watch=254, fanotify_init=300, fanotify_mark=301,
 )  # fmt: skip
 _ARM = dict(
     arch=0xC00000B7,  # AUDIT_ARCH_AARCH64
@@ -38,7 +39,8 @@ _ARM = dict(
     kexec_load=104, kexec_file_load=294, init_module=105, finit_module=273,
     delete_module=106, mount=40, umount2=39, pivot_root=41, chroot=51, swapon=224,
     swapoff=225, reboot=142, unshare=97, setns=268, name_to_handle_at=264,
-    open_by_handle_at=265, acct=89, quotactl=60,
+    open_by_handle_at=265, acct=89, quotactl=60, inotify_init1=26, inotify_add_watch=27,
+    fanotify_init=262, fanotify_mark=263,
 )  # fmt: skip
 _SHARED = dict(
     clone3=435, openat2=437, fchmodat2=452, setxattrat=463, removexattrat=466,
