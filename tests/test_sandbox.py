@@ -274,6 +274,44 @@ async def test_a_memory_bomb_hits_the_memory_limit():
     assert "MemoryError" in result.stderr
 
 
+async def test_memory_files_cannot_hold_more_than_the_memory_limit():
+    # RLIMIT_AS counts mappings, not pages written into a memfd or a /dev/shm file; each such
+    # file may grow to max_file_bytes, so without more a hog holds open-files x 16 MiB.
+    script = """
+        import errno, os
+
+        chunk, target = b"x" * (8 << 20), 512 << 20
+
+        def hold(new_file):
+            held = 0  # the files stay open: their pages stay in memory
+            try:
+                while held < target:
+                    fd = new_file(held)
+                    while held < target:
+                        try:
+                            held += os.write(fd, chunk)
+                        except OSError as e:
+                            if e.errno != errno.EFBIG:
+                                raise
+                            break  # this file is at max_file_bytes: take another
+            except OSError as e:
+                return held, errno.errorcode[e.errno]
+            return held, "none"
+
+        print("memfd", *hold(lambda n: os.memfd_create("hog")))
+        print("shm", *hold(lambda n: os.open(f"/dev/shm/hog{n}", os.O_CREAT | os.O_WRONLY)))
+    """
+    limits = SandboxLimits(memory_bytes=256 << 20)
+    result = await run_sandboxed(["python", "main.py"], code(script), limits)
+    assert result.ok, result.stderr
+    held = {
+        name: (int(size), error) for name, size, error in map(str.split, result.stdout.splitlines())
+    }
+    assert held["memfd"] == (0, "ENOSYS")
+    assert held["shm"][0] <= 64 << 20 and held["shm"][1] == "ENOSPC"  # the private tmpfs
+    assert sum(size for size, _ in held.values()) <= limits.memory_bytes
+
+
 async def test_a_busy_loop_hits_the_cpu_limit(marker):
     limits = SandboxLimits(cpu_seconds=1, wall_seconds=10)
     result = await run_sandboxed(["python", "-c", "while True: pass", marker], {}, limits)

@@ -5,8 +5,8 @@ process just before `execve` with a user-notification listener: socket() calls o
 unix stream sockets, and every connect(), are handed to the supervisor in Foreman's process
 (`sandbox_network_guard.py`), which refuses them and records them. Tracing, mounts,
 namespaces, kernel attack surface and ownership changes are refused; metadata changes that
-Landlock does not mediate are made no-ops; file watching looks absent. Stdlib-only, like
-everything the launcher imports.
+Landlock does not mediate are made no-ops; file watching and memory files (memfd) look
+absent. Stdlib-only, like everything the launcher imports.
 """
 
 from __future__ import annotations
@@ -29,10 +29,14 @@ _DENY = """ptrace process_vm_readv process_vm_writev bpf perf_event_open userfau
 _NOOP = """chmod fchmod fchmodat fchmodat2 utime utimes futimesat utimensat setxattr lsetxattr
     fsetxattr removexattr lremovexattr fremovexattr setxattrat removexattrat""".split()
 # Made to look absent (ENOSYS, as on a kernel built without them, which is the failure
-# programs are prepared for): Landlock does not mediate file watches, so inotify and
+# programs are prepared for). Landlock does not mediate file watches, so inotify and
 # fanotify would let the program watch /tmp and other runs' directories (names of files
 # created there) and use up the instances of the host user, whose limit they count against.
-_ABSENT = """inotify_init inotify_init1 inotify_add_watch fanotify_init fanotify_mark""".split()
+# RLIMIT_AS counts mapped memory only: pages written into memfds are not, so a program
+# could hold open-files x max_file_bytes of memory per process. Nothing Foreman runs uses
+# them (Python, pytest, pandas, matplotlib, multiprocessing; libffi only as a fallback).
+_ABSENT = """inotify_init inotify_init1 inotify_add_watch fanotify_init fanotify_mark
+    memfd_create memfd_secret""".split()
 
 
 class _SockFprog(ctypes.Structure):  # struct sock_fprog
