@@ -274,13 +274,15 @@ async def test_a_memory_bomb_hits_the_memory_limit():
     assert "MemoryError" in result.stderr
 
 
-async def test_memory_files_cannot_hold_more_than_the_memory_limit():
-    # RLIMIT_AS counts mappings, not pages written into a memfd or a /dev/shm file; each such
-    # file may grow to max_file_bytes, so without more a hog holds open-files x 16 MiB.
+async def test_memory_outside_the_address_space_stays_under_the_memory_limit():
+    # RLIMIT_AS counts mappings, not pages written into a memfd or a /dev/shm file (each may
+    # grow to max_file_bytes) nor SysV shared memory after shmdt(): a hog would hold far more.
     script = """
-        import errno, os
+        import ctypes, errno, os
 
         chunk, target = b"x" * (8 << 20), 512 << 20
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.shmat.restype = ctypes.c_void_p
 
         def hold(new_file):
             held = 0  # the files stay open: their pages stay in memory
@@ -298,8 +300,23 @@ async def test_memory_files_cannot_hold_more_than_the_memory_limit():
                 return held, errno.errorcode[e.errno]
             return held, "none"
 
+        def segments():
+            held = 0
+            while held < target:
+                segment = libc.shmget(0, 64 << 20, 0o600)  # IPC_PRIVATE
+                if segment < 0:
+                    return held, errno.errorcode[ctypes.get_errno()]
+                address = libc.shmat(segment, None, 0)
+                ctypes.memset(address, 1, 64 << 20)
+                libc.shmdt(ctypes.c_void_p(address))  # unmapped, but the pages stay
+                held += 64 << 20
+            return held, "none"
+
         print("memfd", *hold(lambda n: os.memfd_create("hog")))
         print("shm", *hold(lambda n: os.open(f"/dev/shm/hog{n}", os.O_CREAT | os.O_WRONLY)))
+        print("sysv", *segments())
+        queue = libc.msgget(0, 0o600)  # message queues hold kernel memory, unbounded too
+        print("msgget", 0, errno.errorcode[ctypes.get_errno()] if queue < 0 else "none")
     """
     limits = SandboxLimits(memory_bytes=256 << 20)
     result = await run_sandboxed(["python", "main.py"], code(script), limits)
@@ -307,7 +324,7 @@ async def test_memory_files_cannot_hold_more_than_the_memory_limit():
     held = {
         name: (int(size), error) for name, size, error in map(str.split, result.stdout.splitlines())
     }
-    assert held["memfd"] == (0, "ENOSYS")
+    assert held["memfd"] == held["sysv"] == held["msgget"] == (0, "ENOSYS")
     assert held["shm"][0] <= 64 << 20 and held["shm"][1] == "ENOSPC"  # the private tmpfs
     assert sum(size for size, _ in held.values()) <= limits.memory_bytes
 

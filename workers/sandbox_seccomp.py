@@ -5,8 +5,8 @@ process just before `execve` with a user-notification listener: socket() calls o
 unix stream sockets, and every connect(), are handed to the supervisor in Foreman's process
 (`sandbox_network_guard.py`), which refuses them and records them. Tracing, mounts,
 namespaces, kernel attack surface and ownership changes are refused; metadata changes that
-Landlock does not mediate are made no-ops; file watching and memory files (memfd) look
-absent. Stdlib-only, like everything the launcher imports.
+Landlock does not mediate are made no-ops; file watching, memfd and SysV IPC look absent.
+Stdlib-only, like everything the launcher imports.
 """
 
 from __future__ import annotations
@@ -33,10 +33,13 @@ _NOOP = """chmod fchmod fchmodat fchmodat2 utime utimes futimesat utimensat setx
 # fanotify would let the program watch /tmp and other runs' directories (names of files
 # created there) and use up the instances of the host user, whose limit they count against.
 # RLIMIT_AS counts mapped memory only: pages written into memfds are not, so a program
-# could hold open-files x max_file_bytes of memory per process. Nothing Foreman runs uses
-# them (Python, pytest, pandas, matplotlib, multiprocessing; libffi only as a fallback).
+# could hold open-files x max_file_bytes of memory per process; SysV shared memory stays
+# after shmdt() and message queues hold kernel memory, neither bounded by any rlimit.
+# Nothing Foreman runs uses them (Python, pytest, pandas, matplotlib, multiprocessing, whose
+# semaphores live in /dev/shm; libffi only as a fallback).
 _ABSENT = """inotify_init inotify_init1 inotify_add_watch fanotify_init fanotify_mark
-    memfd_create memfd_secret""".split()
+    memfd_create memfd_secret shmget shmat shmctl shmdt semget semop semctl semtimedop
+    msgget msgsnd msgrcv msgctl""".split()
 
 
 class _SockFprog(ctypes.Structure):  # struct sock_fprog

@@ -28,7 +28,8 @@ _X86 = dict(
     swapoff=168, reboot=169, unshare=272, setns=308, name_to_handle_at=303,
     open_by_handle_at=304, acct=163, quotactl=179, iopl=172, ioperm=173, inotify_init=253,
     inotify_init1=294, inotify_add_watch=254, fanotify_init=300, fanotify_mark=301,
-    memfd_create=319,
+    memfd_create=319, shmget=29, shmat=30, shmctl=31, shmdt=67, semget=64, semop=65,
+    semctl=66, semtimedop=220, msgget=68, msgsnd=69, msgrcv=70, msgctl=71,
 )  # fmt: skip
 _ARM = dict(
     arch=0xC00000B7,  # AUDIT_ARCH_AARCH64
@@ -41,7 +42,9 @@ _ARM = dict(
     delete_module=106, mount=40, umount2=39, pivot_root=41, chroot=51, swapon=224,
     swapoff=225, reboot=142, unshare=97, setns=268, name_to_handle_at=264,
     open_by_handle_at=265, acct=89, quotactl=60, inotify_init1=26, inotify_add_watch=27,
-    fanotify_init=262, fanotify_mark=263, memfd_create=279,
+    fanotify_init=262, fanotify_mark=263, memfd_create=279, msgget=186, msgctl=187,
+    msgrcv=188, msgsnd=189, semget=190, semctl=191, semtimedop=192, semop=193, shmget=194,
+    shmctl=195, shmat=196, shmdt=197,
 )  # fmt: skip
 _SHARED = dict(
     clone3=435, openat2=437, fchmodat2=452, setxattrat=463, removexattrat=466,
