@@ -11,11 +11,13 @@ import asyncio
 import os
 import socket
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
 
+from workers import sandbox, sandbox_supervisor
 from workers.sandbox import (
     ALLOW_WEAKER_ENV,
     SIMULATE_MISSING_ENV,
@@ -118,6 +120,30 @@ async def test_multiprocessing_gets_a_private_dev_shm():
     assert result.ok and result.stdout.strip() == "[1, 2]", result.stderr
     assert result.isolation["shm"].startswith("on")
     assert not {n for n in set(os.listdir("/dev/shm")) - before if n.startswith("sem.mp")}
+
+
+async def test_collecting_and_removing_the_workdir_happen_off_the_event_loop(monkeypatch):
+    # The program decides how big its tree is; globbing or removing it on the event loop
+    # would stall every other run and request meanwhile.
+    calls: dict[str, tuple[int, Path]] = {}
+
+    def on_thread(name, real):
+        def call(workdir, *args):
+            calls[name] = (threading.get_ident(), workdir)
+            return real(workdir, *args)
+
+        return call
+
+    monkeypatch.setattr(sandbox, "remove", on_thread("remove", sandbox.remove))
+    monkeypatch.setattr(
+        sandbox_supervisor, "collect", on_thread("collect", sandbox_supervisor.collect)
+    )
+    script = "for i in range(2000):\n    open(f'f{i}.txt', 'w').close()\n"
+    result = await run_sandboxed(["python", "-c", script], {}, collect=["*.txt"])
+    assert result.ok and len(result.files) == 20, result.summary()
+    assert calls.keys() == {"remove", "collect"}
+    assert threading.get_ident() not in {thread for thread, _ in calls.values()}
+    assert not calls["remove"][1].exists()
 
 
 def test_the_sync_wrapper_works_without_a_loop():
