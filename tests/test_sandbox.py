@@ -138,7 +138,7 @@ async def test_collecting_and_removing_the_workdir_happen_off_the_event_loop(mon
     monkeypatch.setattr(
         sandbox_supervisor, "collect", on_thread("collect", sandbox_supervisor.collect)
     )
-    script = "for i in range(2000):\n    open(f'f{i}.txt', 'w').close()\n"
+    script = "for i in range(200):\n    open(f'f{i}.txt', 'w').close()\n"
     result = await run_sandboxed(["python", "-c", script], {}, collect=["*.txt"])
     assert result.ok and len(result.files) == 20, result.summary()
     assert calls.keys() == {"remove", "collect"}
