@@ -22,8 +22,13 @@ from graph.models import register_provider, unregister_provider  # noqa: E402
 from tests.support.scripted import ScriptedChatModel  # noqa: E402
 
 # Fixtures used by several modules: the `langgraph dev` server and its loopback models
-# (session-scoped), and the graph on SQLite and PostgreSQL (`persistence`).
-pytest_plugins = ["tests.support.server_fixtures", "tests.support.persistence"]
+# (session-scoped), the graph on SQLite and PostgreSQL (`persistence`), and the sandbox
+# tests' process `marker`.
+pytest_plugins = [
+    "tests.support.server_fixtures",
+    "tests.support.persistence",
+    "tests.support.sandbox",
+]
 
 HEAT_PUMPS = "Write a report on residential heat pumps: how they work and running costs"
 

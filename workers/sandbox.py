@@ -86,7 +86,9 @@ async def run_sandboxed(
     try:
         return await launch_and_supervise(command, workdir, limits, patterns, required)
     finally:
-        remove(workdir)
+        # The program decides how big the tree is (50 000 files take seconds to remove): in
+        # a thread, so that other runs and requests on this event loop go on meanwhile.
+        await asyncio.to_thread(remove, workdir)
 
 
 def run_sandboxed_sync(

@@ -227,7 +227,7 @@ def probe() -> dict[str, str]:
             raise SetupError("not Linux")
         check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
         os.close(install_seccomp())
-        layers["seccomp"] = "on: only unix stream sockets, no connect(), no tracing or mounts"
+        layers["seccomp"] = "on: unix stream sockets only, no connect(), tracing, mounts, watches"
     except (SetupError, OSError) as e:
         layers["seccomp"] = f"off: {e}"
     return layers

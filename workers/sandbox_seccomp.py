@@ -5,7 +5,8 @@ process just before `execve` with a user-notification listener: socket() calls o
 unix stream sockets, and every connect(), are handed to the supervisor in Foreman's process
 (`sandbox_network_guard.py`), which refuses them and records them. Tracing, mounts,
 namespaces, kernel attack surface and ownership changes are refused; metadata changes that
-Landlock does not mediate are made no-ops. Stdlib-only, like everything the launcher imports.
+Landlock does not mediate are made no-ops; file watching, memfd and SysV IPC look absent.
+Stdlib-only, like everything the launcher imports.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ _DENY = """ptrace process_vm_readv process_vm_writev bpf perf_event_open userfau
 # workdir: they "succeed" without effect instead, which keeps shutil.copy/copy2 working.
 _NOOP = """chmod fchmod fchmodat fchmodat2 utime utimes futimesat utimensat setxattr lsetxattr
     fsetxattr removexattr lremovexattr fremovexattr setxattrat removexattrat""".split()
+# Made to look absent (ENOSYS, as on a kernel built without them, which is the failure
+# programs are prepared for). Landlock does not mediate file watches, so inotify and
+# fanotify would let the program watch /tmp and other runs' directories (names of files
+# created there) and use up the instances of the host user, whose limit they count against.
+# RLIMIT_AS counts mapped memory only: pages written into memfds are not, so a program
+# could hold open-files x max_file_bytes of memory per process; SysV shared memory stays
+# after shmdt() and message queues hold kernel memory, neither bounded by any rlimit.
+# Nothing Foreman runs uses them (Python, pytest, pandas, matplotlib, multiprocessing, whose
+# semaphores live in /dev/shm; libffi only as a fallback).
+_ABSENT = """inotify_init inotify_init1 inotify_add_watch fanotify_init fanotify_mark
+    memfd_create memfd_secret shmget shmat shmctl shmdt semget semop semctl semtimedop
+    msgget msgsnd msgrcv msgctl""".split()
 
 
 class _SockFprog(ctypes.Structure):  # struct sock_fprog
@@ -49,6 +62,7 @@ def _filter_program() -> bytes:
         (_JGE, 0x40000000, "kill", 0),  # x32 system calls
         *[(_JEQ, nr[name], "eperm", 0) for name in _DENY if name in nr],
         *[(_JEQ, nr[name], "noop", 0) for name in _NOOP if name in nr],
+        *[(_JEQ, nr[name], "enosys", 0) for name in _ABSENT if name in nr],
         (_JEQ, nr["socket"], "socket", 0),
         (_JEQ, nr["socketpair"], "type", 0),
         (_JEQ, nr["connect"], "notify", 0),  # only unix sockets exist: no host sockets

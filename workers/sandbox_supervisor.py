@@ -108,13 +108,15 @@ async def launch_and_supervise(
     if not (end or stopped):
         stopped = "lost"  # the init died under the program
     exit_code = None if stopped else end.get("exit", -end.get("signal", 0))
+    # Globbing and reading a tree the program made can take long: off the event loop.
+    files = await asyncio.to_thread(collect, workdir, patterns, limits)
     return SandboxResult(
         exit_code=exit_code,
         stdout=stdout,
         stderr=stderr,
         duration_s=round(time.monotonic() - start, 3),
         violation=diagnose(stopped, output, exit_code, end.get("cpu", 0.0), guard, limits),
-        files=collect(workdir, patterns, limits),
+        files=files,
         blocked=guard.blocked,
         isolation=layers,
     )

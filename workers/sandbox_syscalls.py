@@ -26,7 +26,10 @@ _X86 = dict(
     kexec_load=246, kexec_file_load=320, init_module=175, finit_module=313,
     delete_module=176, mount=165, umount2=166, pivot_root=155, chroot=161, swapon=167,
     swapoff=168, reboot=169, unshare=272, setns=308, name_to_handle_at=303,
-    open_by_handle_at=304, acct=163, quotactl=179, iopl=172, ioperm=173,
+    open_by_handle_at=304, acct=163, quotactl=179, iopl=172, ioperm=173, inotify_init=253,
+    inotify_init1=294, inotify_add_watch=254, fanotify_init=300, fanotify_mark=301,
+    memfd_create=319, shmget=29, shmat=30, shmctl=31, shmdt=67, semget=64, semop=65,
+    semctl=66, semtimedop=220, msgget=68, msgsnd=69, msgrcv=70, msgctl=71,
 )  # fmt: skip
 _ARM = dict(
     arch=0xC00000B7,  # AUDIT_ARCH_AARCH64
@@ -38,13 +41,17 @@ _ARM = dict(
     kexec_load=104, kexec_file_load=294, init_module=105, finit_module=273,
     delete_module=106, mount=40, umount2=39, pivot_root=41, chroot=51, swapon=224,
     swapoff=225, reboot=142, unshare=97, setns=268, name_to_handle_at=264,
-    open_by_handle_at=265, acct=89, quotactl=60,
+    open_by_handle_at=265, acct=89, quotactl=60, inotify_init1=26, inotify_add_watch=27,
+    fanotify_init=262, fanotify_mark=263, memfd_create=279, msgget=186, msgctl=187,
+    msgrcv=188, msgsnd=189, semget=190, semctl=191, semtimedop=192, semop=193, shmget=194,
+    shmctl=195, shmat=196, shmdt=197,
 )  # fmt: skip
 _SHARED = dict(
     clone3=435, openat2=437, fchmodat2=452, setxattrat=463, removexattrat=466,
     io_uring_setup=425, io_uring_enter=426, io_uring_register=427, open_tree=428,
     move_mount=429, fsopen=430, fsconfig=431, fsmount=432, fspick=433, mount_setattr=442,
     landlock_create_ruleset=444, landlock_add_rule=445, landlock_restrict_self=446,
+    memfd_secret=447,
 )  # fmt: skip
 SYSCALLS: dict[str, int] = {
     **_SHARED,
