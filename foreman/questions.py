@@ -9,7 +9,10 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 
+from graph.models import ModelConfigError, load_chat_model
 from graph.review import CLARIFICATION, ESCALATION, PLAN_REVIEW, explain
+from graph.schemas import RetrySubtask
+from graph.text import nesting_depth
 
 PAYLOADS: dict[str, TypeAdapter[Any]] = {
     "plan_review": PLAN_REVIEW,
@@ -48,11 +51,23 @@ def print_interrupts(console: Console, thread: str, pending: list[Any]) -> None:
             console.print(f"[bold]{value['subtask']} asks:[/] {value['question']}")
         elif kind == "escalation":
             console.print(
-                f"[bold]{value['subtask']} ({value['worker']}) failed:[/] {value['error']}"
+                f"[bold]{value['subtask']} ({value['worker']}) failed:[/] "
+                f"{value.get('failure') or 'no reason was given'}",
+                highlight=False,
             )
+            for att in value.get("attempts") or []:
+                console.print(
+                    f"  attempt {att.get('n')}: {att.get('worker')} on {att.get('model')}, "
+                    f"{att.get('verdict')}" + (f": {att['error']}" if att.get("error") else ""),
+                    highlight=False,
+                    markup=False,
+                )
         console.print(f"  answer with: {value.get('expected')}", highlight=False, markup=False)
     key = "" if len(pending) == 1 else " (several: a JSON object keyed by subtask id)"
     console.print(f"\nResume: [bold]foreman resume {thread} --answer 'JSON'[/]{key}")
+
+
+MAX_ANSWER_DEPTH = 32
 
 
 def resume_value(pending: list[Any], answer: str) -> Any:
@@ -61,16 +76,27 @@ def resume_value(pending: list[Any], answer: str) -> Any:
         data = json.loads(answer)
     except json.JSONDecodeError:
         data = answer  # a plain string answers a clarification
+    except RecursionError:
+        data = None
+    if data is None or nesting_depth(data, MAX_ANSWER_DEPTH + 1) > MAX_ANSWER_DEPTH:
+        raise UsageError(
+            "--answer must be a JSON object (or, for a question, a string), nested at most "
+            f"{MAX_ANSWER_DEPTH} levels deep"
+        )
 
     def check(intr: Any, value: Any) -> Any:
         kind = intr.value.get("kind")
         try:
-            PAYLOADS[kind].validate_python(value)
+            decision = PAYLOADS[kind].validate_python(value)
+            if isinstance(decision, RetrySubtask) and decision.model:
+                load_chat_model(decision.model)
         except ValidationError as exc:
             raise UsageError(
                 f"answer for {intr.value.get('subtask') or kind} is not valid: {explain(exc)}; "
                 f"expected {intr.value.get('expected')}"
             ) from exc
+        except ModelConfigError as exc:
+            raise UsageError(f"the model for the retry cannot be used: {exc}") from exc
         return value
 
     if len(pending) == 1:
@@ -104,8 +130,12 @@ def ask_in_terminal(value: dict[str, Any], read: Callable[[str], str]) -> Any:
         answer = read(f"answer for {value.get('subtask')} (empty: later): ").strip()
         return {"answer": answer} if answer else None
     if kind == "escalation":
-        choice = read(f"{value.get('subtask')}: skip / supply / abort / later [later]: ")
+        choice = read(f"{value.get('subtask')}: retry / skip / supply / abort / later [later]: ")
         choice = choice.strip().lower()
+        if choice == "retry":
+            model = read("model for the retry (empty: the run's own): ").strip()
+            note = read("note for the worker (empty: none): ").strip()
+            return {"action": "retry", "model": model or None, "note": note}
         if choice == "skip":
             return {"action": "skip"}
         if choice == "supply":

@@ -17,12 +17,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore
 
 from graph.outputs import forget_thread, share_uses
+from graph.text import nesting_depth, without_nul
 
 
 async def copy_checkpoints(saver: BaseCheckpointSaver, source: str, target: str) -> None:
@@ -57,14 +64,43 @@ async def copy_checkpoints(saver: BaseCheckpointSaver, source: str, target: str)
             await saver.aput_writes(saved, writes, task_id)
 
 
+# LangGraph's channel for the answers given to interrupts (`Command(resume=...)`).
+RESUME = "__resume__"
+MAX_ANSWER_DEPTH = 100
+
+
+def storable_answer(value: Any) -> Any:
+    """An answer to an interrupt as it can be kept.
+
+    One nested too deeply to serialize (the serializer raises, failing the resume) is kept
+    as a note instead, which the node does not understand and so asks again.
+    """
+    if nesting_depth(value, MAX_ANSWER_DEPTH + 1) > MAX_ANSWER_DEPTH:
+        return {"not_kept": f"the answer nested more than {MAX_ANSWER_DEPTH} levels deep"}
+    return value
+
+
 class KeepsOutputsInStep(BaseCheckpointSaver):
     """Mixin for a saver: deleting, copying or pruning a thread does the same to its outputs.
 
     Put it before the saver class (`class S(KeepsOutputsInStep, AsyncSqliteSaver)`), so
-    `super()` reaches that saver's own methods.
+    `super()` reaches that saver's own methods. It also keeps unserializable answers to
+    interrupts from failing a resume (`storable_answer`).
     """
 
     outputs_store: BaseStore | None = None
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's writes; answers to interrupts as `storable_answer` keeps them."""
+        if any(channel == RESUME for channel, _ in writes):
+            writes = [(c, storable_answer(v) if c == RESUME else v) for c, v in writes]
+        await super().aput_writes(config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete the thread's checkpoints, then its uses of stored outputs."""
@@ -157,7 +193,25 @@ class SqliteSaver(KeepsOutputsInStep, SqlitePruning):
 
 
 class PostgresSaver(KeepsOutputsInStep, AsyncPostgresSaver):
-    """`AsyncPostgresSaver` that deletes and copies a thread's stored outputs with it."""
+    """`AsyncPostgresSaver` that deletes and copies a thread's stored outputs with it.
+
+    It also drops NUL characters from the string values it keeps inline in the checkpoint's
+    JSON: PostgreSQL refuses them there, and one NUL in a request or a review's feedback
+    made every later write of the thread fail (other values go to binary blobs, unharmed).
+    """
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Save a checkpoint, its inline strings without NUL characters."""
+        values = checkpoint["channel_values"]
+        if any(isinstance(v, str) and "\x00" in v for v in values.values()):
+            checkpoint = {**checkpoint, "channel_values": without_nul(values)}
+        return await super().aput(config, checkpoint, metadata, new_versions)
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints the runs saved, their writes and their own channel values.

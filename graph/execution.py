@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import warnings
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 import httpx
 import openai
@@ -37,6 +38,10 @@ class Job(TypedDict):
     clarification: str | None
     fingerprint: str
     plan_version: int
+    answers: NotRequired[int]
+    """How many answers the subtask's questions had when it was dispatched."""
+    retry: NotRequired[dict[str, str | None]]
+    """A person's retry at an escalation: another `model`, a `note` for the worker."""
 
 
 async def _run_worker(
@@ -80,6 +85,11 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
     worker = sub.worker
     tried = [worker]
     feedback: list[str] = []
+    retry = job.get("retry") or {}
+    if retry.get("model"):  # a person chose another model for this subtask at an escalation
+        ctx = dataclasses.replace(ctx, worker_model=str(retry["model"]), worker_models={})
+    if retry.get("note"):
+        feedback = [f"A person asked for this retry: {retry['note']}"]
     attempts: list[AttemptRecord] = []
     on_worker = 0
     while True:
@@ -166,5 +176,6 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             "attempts": attempts,
             "usage": sum_usage(a["usage"] for a in attempts),
             "plan_version": job["plan_version"],
+            "answers": job.get("answers", 0),
         }
         return await outputs.stow(record)

@@ -27,6 +27,7 @@ from langgraph.config import get_config, get_store
 from langgraph.store.base import BaseStore, GetOp, Item, PutOp, SearchOp
 
 from graph.state import SubtaskRecord
+from graph.text import without_nul
 
 OUTPUTS = ("foreman", "outputs")
 USES = ("foreman", "uses")
@@ -111,7 +112,7 @@ async def stow(rec: SubtaskRecord, store: BaseStore | None = None) -> SubtaskRec
         if size <= INLINE_MAX_BYTES:
             continue
         refs[path] = key
-        blobs[key] = value
+        blobs[key] = without_nul(value)  # the store is JSON: PostgreSQL refuses NUL in it
         _set(out, path, "" if isinstance(value, str) else None)
     if not blobs:
         return rec

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Collection, Iterable
 from graphlib import CycleError, TopologicalSorter
 
@@ -37,25 +38,26 @@ def parse_plan(raw: object) -> Plan:
 def check_plan(plan: Plan, workers: Collection[str], max_subtasks: int) -> None:
     """Raise `PlanError` unless the plan is runnable.
 
-    Rejects empty plans, plans over `max_subtasks`, duplicate ids, unknown workers,
-    dependencies on ids that do not exist, self-dependencies and cycles.
+    Rejects empty plans, plans over `max_subtasks` (checked first, on its own: nothing else
+    about an oversized plan is worth the time), duplicate ids, unknown workers, dependencies
+    on ids that do not exist, self-dependencies and cycles. Linear in the plan's size.
     """
     problems: list[str] = []
     subtasks = plan.subtasks
     if not subtasks:
         raise PlanError(["the plan has no subtasks"])
     if len(subtasks) > max_subtasks:
-        problems.append(f"the plan has {len(subtasks)} subtasks; the limit is {max_subtasks}")
-    ids = [s.id for s in subtasks]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        raise PlanError([f"the plan has {len(subtasks)} subtasks; the limit is {max_subtasks}"])
+    counts = Counter(s.id for s in subtasks)
+    duplicates = sorted(i for i, n in counts.items() if n > 1)
     if duplicates:
         problems.append(f"duplicate subtask ids: {', '.join(duplicates)}")
-    known = set(ids)
+    known = set(counts)
+    available = ", ".join(sorted(workers))
     for sub in subtasks:
         if sub.worker not in workers:
             problems.append(
-                f"subtask {sub.id}: unknown worker {sub.worker!r} "
-                f"(available: {', '.join(sorted(workers))})"
+                f"subtask {sub.id}: unknown worker {sub.worker!r} (available: {available})"
             )
         for dep in sub.inputs:
             if dep == sub.id:

@@ -19,6 +19,7 @@ from graph.plan_validation import PlanError, check_plan, fingerprints
 from graph.prompts import render, untrusted
 from graph.schemas import Plan
 from graph.state import USABLE, State, SubtaskRecord, Usage, add_usage, empty_usage
+from graph.text import clean_text
 from graph.validator import current_records
 from workers.registry import WorkerRegistry
 
@@ -67,7 +68,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
             human = HumanMessage(
                 render(
                     "planner_request",
-                    request=untrusted(state["request"]),
+                    request=untrusted(clean_text(state["request"])),
                     feedback=untrusted(notes.strip()),
                     current_plan=json.dumps(current) if revising else "none",
                     accepted=", ".join(accepted) if revising else "",

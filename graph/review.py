@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from graph.audit import event
 from graph.context import Context
+from graph.models import ModelConfigError, load_chat_model
 from graph.plan_validation import PlanError, check_plan
 from graph.schemas import (
     AbortRun,
@@ -25,9 +26,11 @@ from graph.schemas import (
     Escalation,
     PlanReview,
     RejectPlan,
+    RetrySubtask,
     SkipSubtask,
 )
 from graph.state import State, SubtaskRecord, empty_usage
+from graph.text import without_nul
 from workers.registry import WorkerRegistry
 
 PLAN_REVIEW = TypeAdapter(PlanReview)
@@ -39,8 +42,9 @@ PLAN_REVIEW_HELP = (
     'reject: {"action": "reject", "feedback": "..."}'
 )
 ESCALATION_HELP = (
-    'skip: {"action": "skip"}; supply the result: {"action": "supply", "result": "..."}; '
-    'abort the run: {"action": "abort", "reason": "..."}'
+    'retry: {"action": "retry", "model": "PROVIDER:MODEL" (optional), "note": "..." '
+    '(optional)}; skip: {"action": "skip"}; supply the result: {"action": "supply", '
+    '"result": "..."}; abort the run: {"action": "abort", "reason": "..."}'
 )
 
 
@@ -53,26 +57,49 @@ def explain(exc: ValidationError) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
+class AnswerError(ValueError):
+    """An answer of the right shape that cannot be acted on; the message says why."""
+
+
+def understood(answer: Any, parse: Callable[[Any], Any], expected: str) -> tuple[Any, str | None]:
+    """Parse a person's answer: `(decision, None)`, or `(None, why it was not understood)`."""
+    try:
+        return parse(without_nul(answer)), None
+    except ValidationError as exc:
+        return None, f"your answer was not understood ({explain(exc)}); expected {expected}"
+    except PlanError as exc:
+        return None, f"the edited plan is invalid: {exc}"
+    except AnswerError as exc:
+        return None, str(exc)
+    except RecursionError:
+        return None, f"your answer is nested too deeply to read; expected {expected}"
+
+
 def ask(payload: dict[str, Any], parse: Callable[[Any], Any]) -> Any:
-    """Interrupt until the person's answer parses; each bad answer is shown back with why."""
+    """Interrupt until the person's answer parses; each bad answer is shown back with why.
+
+    For small answers only (questions, escalations): on resume the node replays every
+    earlier answer through `parse` again.
+    """
     error: str | None = None
     while True:
-        answer = interrupt({**payload, "error": error})
-        try:
-            return parse(answer)
-        except ValidationError as exc:
-            error = (
-                f"your answer was not understood ({explain(exc)}); expected {payload['expected']}"
-            )
-        except PlanError as exc:
-            error = f"the edited plan is invalid: {exc}"
+        decision, error = understood(
+            interrupt({**payload, "error": error}), parse, payload["expected"]
+        )
+        if error is None:
+            return decision
 
 
 def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
     """Build the plan-review node for a worker registry."""
 
     def review_plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Pause for a person to approve, edit or reject the plan."""
+        """Pause for a person to approve, edit or reject the plan.
+
+        One question per run of the node: an answer that is not understood ends the node
+        with the reason, and the node runs again to ask anew. So a rejected edit (which may
+        be a large plan) is checked once, not again on every later resume.
+        """
 
         def parse(answer: Any) -> Any:
             decision = PLAN_REVIEW.validate_python(answer)
@@ -80,15 +107,22 @@ def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
                 check_plan(decision.plan, registry, runtime.context.max_subtasks)
             return decision
 
-        decision = ask(
+        answer = interrupt(
             {
                 "kind": "plan_review",
                 "plan": state["plan"],
                 "version": state.get("plan_version"),
                 "expected": PLAN_REVIEW_HELP,
-            },
-            parse,
+                "error": state.get("review_error"),
+            }
         )
+        decision, error = understood(answer, parse, PLAN_REVIEW_HELP)
+        if error is not None:
+            return {
+                "review_error": error,
+                "next_step": "review_plan",
+                "audit": [event("plan_review_not_understood", error=error)],
+            }
         audit = [event("plan_review", action=decision.action)]
         if isinstance(decision, EditPlan):
             version = state.get("plan_version", 1) + 1
@@ -96,6 +130,7 @@ def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
             return {
                 "plan": dumped,
                 "plan_version": version,
+                "review_error": None,
                 "next_step": "dispatch",
                 "plan_history": [
                     {"version": version, "at": time.time(), "plan": dumped, "source": "human_edit"}
@@ -103,15 +138,23 @@ def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
                 "audit": audit,
             }
         if isinstance(decision, RejectPlan):
-            return {"plan_feedback": decision.feedback, "next_step": "plan", "audit": audit}
-        return {"next_step": "dispatch", "audit": audit}
+            return {
+                "plan_feedback": decision.feedback,
+                "review_error": None,
+                "next_step": "plan",
+                "audit": audit,
+            }
+        return {"next_step": "dispatch", "review_error": None, "audit": audit}
 
     return review_plan
 
 
-def route_after_review(state: State) -> Literal["plan", "dispatch"]:
-    """Back to the planner after a rejection, otherwise run the plan."""
-    return "plan" if state.get("next_step") == "plan" else "dispatch"
+def route_after_review(state: State) -> Literal["plan", "dispatch", "review_plan"]:
+    """Replan after a rejection, ask again after an answer not understood, else dispatch."""
+    step = state.get("next_step")
+    if step == "plan":
+        return "plan"
+    return "review_plan" if step == "review_plan" else "dispatch"
 
 
 class QuestionInput(TypedDict):
@@ -119,6 +162,8 @@ class QuestionInput(TypedDict):
 
     subtask: str
     question: str
+    answered: NotRequired[int]
+    """How many answers the subtask's questions have had so far."""
 
 
 def clarify(state: QuestionInput) -> dict[str, Any]:
@@ -137,6 +182,7 @@ def clarify(state: QuestionInput) -> dict[str, Any]:
         text = "(no answer)"
     return {
         "clarifications": {state["subtask"]: text},
+        "answers": {state["subtask"]: state.get("answered", 0) + 1},
         "audit": [event("clarification", state["subtask"], answer=text)],
     }
 
@@ -149,21 +195,43 @@ class EscalationInput(TypedDict):
     error: str
     fingerprint: str
     plan_version: int
+    attempts: NotRequired[list[dict[str, Any]]]
+    """What each attempt was (worker, model, verdict, error), for the person to see."""
+
+
+def parse_escalation(answer: Any) -> Any:
+    """An escalation answer; a retry's model must be one Foreman can call."""
+    decision = ESCALATION.validate_python(answer)
+    if isinstance(decision, RetrySubtask) and decision.model:
+        try:
+            load_chat_model(decision.model)
+        except ModelConfigError as exc:
+            raise AnswerError(f"the model for the retry cannot be used: {exc}") from exc
+    return decision
 
 
 def escalate(state: EscalationInput, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Retries and replans are spent: a person skips the subtask, supplies it, or aborts."""
+    """Retries and replans are spent: a person retries, skips or supplies the subtask, or aborts.
+
+    A retry runs the subtask afresh (with a note for the worker, and another model if
+    given); the failed attempts stay in the audit trail.
+    """
     decision = ask(
         {
             "kind": "escalation",
             "subtask": state["subtask"],
             "worker": state["worker"],
-            "failure": state["error"],
+            "failure": state["error"] or "no reason was given",
+            "attempts": state.get("attempts", []),
             "expected": ESCALATION_HELP,
         },
-        ESCALATION.validate_python,
+        parse_escalation,
     )
-    audit = [event("escalation", state["subtask"], action=decision.action)]
+    detail: dict[str, Any] = {"action": decision.action}
+    if isinstance(decision, RetrySubtask):
+        detail |= {"model": decision.model, "note": decision.note, "failed": state["error"]}
+        detail["failed_attempts"] = state.get("attempts", [])
+    audit = [event("escalation", state["subtask"], **detail)]
     if isinstance(decision, AbortRun):
         return {
             "aborted": [decision.reason or f"aborted at subtask {state['subtask']}"],
@@ -173,7 +241,18 @@ def escalate(state: EscalationInput, runtime: Runtime[Context]) -> dict[str, Any
 
 
 def _human_record(state: EscalationInput, decision: Any) -> SubtaskRecord:
-    """The record a person's skip or supplied result leaves for a subtask."""
+    """The record a person's skip, supplied result or retry leaves for a subtask."""
+    if isinstance(decision, RetrySubtask):
+        return {
+            "id": state["subtask"],
+            "fingerprint": state["fingerprint"],
+            "worker": state["worker"],
+            "status": "rerun",
+            "text": "", "output": None, "question": None, "clarification": None,
+            "error": None, "attempts": [], "usage": empty_usage(),
+            "plan_version": state["plan_version"],
+            "retry": {"model": decision.model, "note": decision.note},
+        }  # fmt: skip
     skipped = isinstance(decision, SkipSubtask)
     return {
         "id": state["subtask"],

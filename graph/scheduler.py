@@ -42,7 +42,7 @@ from graph.state import (
     add_usage,
     empty_usage,
 )
-from graph.validator import current_plan, current_records
+from graph.validator import current_plan, current_records, has_new_answer
 from workers.registry import WorkerRegistry
 
 BLOCKED = "blocked"  # internal: a dependency did not succeed; never stored in state
@@ -85,8 +85,7 @@ def needs_run(sub: Subtask, rec: SubtaskRecord | None, state: State) -> bool:
         return True
     if rec["status"] == "failed":  # rerun only once the plan was revised
         return rec["plan_version"] < state.get("plan_version", 1)
-    answer = (state.get("clarifications") or {}).get(sub.id)
-    return answer is not None and answer != rec.get("clarification")
+    return has_new_answer(state, rec)
 
 
 def unrun_record(job: Job, status: str, error: str) -> SubtaskRecord:
@@ -143,13 +142,18 @@ def new_job(
     sub: Subtask, state: State, fingerprint: str, dependencies: dict[str, Any] | None = None
 ) -> Job:
     """The private input of one subtask dispatch."""
-    return {
+    job: Job = {
         "subtask": sub.model_dump(mode="json"),
         "dependencies": dependencies or {},
         "clarification": (state.get("clarifications") or {}).get(sub.id),
+        "answers": (state.get("answers") or {}).get(sub.id, 0),
         "fingerprint": fingerprint,
         "plan_version": state.get("plan_version", 1),
     }
+    rec = (state.get("results") or {}).get(sub.id)
+    if rec and rec["status"] == "rerun" and rec.get("retry") and rec["fingerprint"] == fingerprint:
+        job["retry"] = rec["retry"]  # a person's retry at an escalation
+    return job
 
 
 def as_dependency(rec: SubtaskRecord) -> dict[str, Any]:

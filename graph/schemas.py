@@ -124,6 +124,16 @@ class SupplyResult(BaseModel):
     result: str = Field(min_length=1)
 
 
+class RetrySubtask(BaseModel):
+    """Run the subtask again (fresh attempts), on another model if given."""
+
+    action: Literal["retry"]
+    model: str | None = Field(
+        default=None, description="PROVIDER:MODEL for the retry (default: the run's own)."
+    )
+    note: str = Field(default="", description="What the worker should do differently.")
+
+
 class AbortRun(BaseModel):
     """Stop the run; the answer says why."""
 
@@ -131,4 +141,6 @@ class AbortRun(BaseModel):
     reason: str = ""
 
 
-Escalation = Annotated[SkipSubtask | SupplyResult | AbortRun, Field(discriminator="action")]
+Escalation = Annotated[
+    SkipSubtask | SupplyResult | RetrySubtask | AbortRun, Field(discriminator="action")
+]

@@ -88,6 +88,8 @@ class SubtaskRecord(TypedDict):
     """A worker's question for a person."""
     clarification: str | None
     """The person's answer this record's attempts were given, if any."""
+    answers: NotRequired[int]
+    """How many answers to its questions this record's attempts had been given."""
     error: str | None
     """Why the subtask failed."""
     attempts: list[AttemptRecord]
@@ -96,6 +98,9 @@ class SubtaskRecord(TypedDict):
     """Total over the attempts."""
     plan_version: int
     """Plan version the record belongs to."""
+    retry: NotRequired[dict[str, str | None]]
+    """A person's request, at an escalation, to run the subtask again: `model` (or None for
+    the run's own) and `note` for the worker."""
     refs: NotRequired[dict[str, str]]
     """Fields kept in the store instead of the checkpoint: path → content key (see
     `graph.outputs`); those fields hold an empty placeholder."""
@@ -191,6 +196,8 @@ class State(InputState, total=False):
     """Every plan version."""
     plan_feedback: str
     """Feedback for the next planner call (rejection by a person, or failed subtasks)."""
+    review_error: str | None
+    """Why the last answer to the plan review was not understood, shown with the next ask."""
     replans: int
     """Plan revisions made after failures."""
     fix_rounds: int
@@ -199,6 +206,8 @@ class State(InputState, total=False):
     """Subtask outcomes keyed by subtask id (the synthesis reducer)."""
     clarifications: Annotated[dict[str, str], merge_by_key]
     """People's answers to worker questions, keyed by subtask id."""
+    answers: Annotated[dict[str, int], merge_by_key]
+    """How many answers each subtask's questions have had (the same words twice are two)."""
     usage: Annotated[dict[str, Usage], sum_usage_by_model]
     """Tokens and cost per model spec."""
     audit: Annotated[list[AuditEvent], operator.add]

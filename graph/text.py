@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 import Stemmer  # PyStemmer: a maintained Snowball stemmer, no data downloads
 
@@ -27,6 +28,33 @@ STOPWORDS = frozenset(
 def clean_text(text: str) -> str:
     """`text` without NUL characters, which PostgreSQL cannot store in text or JSON."""
     return text.replace("\x00", "")
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply dicts and lists nest in `value`, counted up to `limit` (no recursion)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list | tuple):
+            continue
+        deepest = max(deepest, depth)
+        if deepest >= limit:
+            return limit
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def without_nul(value: Any) -> Any:
+    """`value` with NUL characters dropped from every string in it (dicts, lists, tuples)."""
+    if isinstance(value, str):
+        return clean_text(value) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(without_nul(v) for v in value)
+    return value
 
 
 @lru_cache(maxsize=1)

@@ -97,13 +97,23 @@ def current_records(state: State, prints: dict[str, str]) -> dict[str, SubtaskRe
     }
 
 
+def has_new_answer(state: State, rec: SubtaskRecord) -> bool:
+    """Whether a person answered the record's question after its attempts ran.
+
+    Answers are counted, not compared: the same words given again are still an answer.
+    """
+    if "answers" in rec:
+        return (state.get("answers") or {}).get(rec["id"], 0) > rec["answers"]
+    answer = (state.get("clarifications") or {}).get(rec["id"])  # a record from before counts
+    return answer is not None and answer != rec.get("clarification")
+
+
 def open_questions(state: State, records: dict[str, SubtaskRecord]) -> list[SubtaskRecord]:
     """Records whose worker asked a question nobody has answered yet."""
-    answers = state.get("clarifications") or {}
     return [
         r
         for r in records.values()
-        if r["status"] == "needs_clarification" and answers.get(r["id"]) == r.get("clarification")
+        if r["status"] == "needs_clarification" and not has_new_answer(state, r)
     ]
 
 
@@ -159,8 +169,16 @@ def route_after_validation(state: State) -> list[Send] | NextStep:
         return step
     records = current_records(state, fingerprints(current_plan(state)))
     if step == "clarify":
+        answered = state.get("answers") or {}
         return [
-            Send("clarify", {"subtask": r["id"], "question": r["question"] or ""})
+            Send(
+                "clarify",
+                {
+                    "subtask": r["id"],
+                    "question": r["question"] or "",
+                    "answered": answered.get(r["id"], 0),
+                },
+            )
             for r in open_questions(state, records)
         ]
     return [
@@ -172,6 +190,10 @@ def route_after_validation(state: State) -> list[Send] | NextStep:
                 "worker": r["worker"],
                 "fingerprint": r["fingerprint"],
                 "plan_version": r["plan_version"],
+                "attempts": [
+                    {k: a.get(k) for k in ("n", "worker", "model", "verdict", "error")}
+                    for a in r["attempts"]
+                ],
             },
         )
         for r in records.values()

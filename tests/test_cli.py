@@ -141,3 +141,19 @@ def test_resume_after_a_kill_between_saved_writes_and_the_next_checkpoint(
     assert result.exit_code == 0, result.output
     assert "already finished" not in result.output
     assert json.loads(cli("show", "k1", "--format", "json").output)["status"] == "done"
+
+
+def test_an_escalation_shows_why_and_takes_a_retry(cli, models):
+    models["worker"].on("Section", "running costs", {"status": "failed", "error": "too thin"})
+    models["worker"].on("Answer", "running costs", {"status": "failed", "error": "too thin"})
+    paused = cli("run", REQUEST, "--thread", "x1", "--no-ask", "--model", "worker=scripted:worker")
+    assert paused.exit_code == 3
+    assert "w2 (llm) failed: the worker reported failure: too thin" in paused.output
+    assert "failed: None" not in paused.output
+    assert "attempt 1: llm on scripted:worker, retry" in paused.output  # after the replan
+    bad = cli("resume", "x1", "--answer", '{"action": "retry", "model": "nowhere:big"}')
+    assert bad.exit_code == 2 and "the model for the retry cannot be used" in bad.output
+    done = cli("resume", "x1", "--answer", '{"action": "retry", "model": "offline"}')
+    assert done.exit_code == 0, done.output
+    shown = json.loads(cli("show", "x1", "--format", "json").output)
+    assert [a["model"] for a in shown["results"]["w2"]["attempts"]] == ["offline"]

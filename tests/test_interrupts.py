@@ -145,3 +145,70 @@ async def test_escalation_abort(models, app, thread):
     )
     assert out["status"] == "aborted"
     assert "Run aborted" in out["answer"] and "not worth it" in out["answer"]
+
+
+async def test_escalation_retry_on_another_model_with_a_note(models, app, thread):
+    _failing_writer(models)
+    ctx = scripted_context(max_replans=0)
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    [esc] = pending(app, thread)
+    assert "cannot write this" in esc["failure"]
+    tried = [(a["worker"], a["verdict"]) for a in esc["attempts"]]
+    assert tried == [("writer", "retry"), ("writer", "substitute"), ("llm", "retry"),
+                     ("llm", "give_up")]  # fmt: skip
+    bad = {"action": "retry", "model": "nowhere:big"}
+    await app.ainvoke(Command(resume=bad), thread, context=ctx)
+    [again] = pending(app, thread)
+    assert "the model for the retry cannot be used" in again["error"]
+    good = {"action": "retry", "model": "scripted:fixer", "note": "cite the price ratio"}
+    out = await app.ainvoke(Command(resume=good), thread, context=ctx)
+    assert out["status"] == "done"
+    values = app.get_state(thread).values
+    w2 = values["results"]["w2"]
+    assert w2["status"] == "accepted" and [a["model"] for a in w2["attempts"]] == ["scripted:fixer"]
+    assert "cite the price ratio" in w2["attempts"][0]["input"]["feedback"][0]
+    assert "cite the price ratio" in models["fixer"].calls_for("Section")[0].prompt
+    [event] = [e for e in values["audit"] if e["kind"] == "escalation"]
+    assert event["detail"]["action"] == "retry" and len(event["detail"]["failed_attempts"]) == 4
+
+
+async def test_the_same_answer_twice_is_still_an_answer(models, app, thread):
+    models["worker"].on("ResearchFindings", "running costs", ASK, times=2)
+    ctx = scripted_context()
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    [q] = pending(app, thread)
+    await app.ainvoke(Command(resume="electricity prices"), thread, context=ctx)
+    [q2] = pending(app, thread)  # the worker asks once more
+    assert q2["kind"] == "clarification" and q2["subtask"] == q["subtask"]
+    out = await app.ainvoke(Command(resume="electricity prices"), thread, context=ctx)
+    assert out["status"] == "done"
+    assert app.get_state(thread).values["answers"][q["subtask"]] == 2
+
+
+async def test_a_rejected_plan_edit_is_checked_once(models, app, thread, monkeypatch):
+    import graph.review
+
+    checked = []
+    real = graph.review.check_plan
+    monkeypatch.setattr(graph.review, "check_plan", lambda *a: checked.append(1) or real(*a))
+    ctx = scripted_context(review_plan=True)
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    plan = pending(app, thread)[0]["plan"]
+    first = {**plan["subtasks"][0], "inputs": ["w1"]}
+    cyclic = {**plan, "subtasks": [first, *plan["subtasks"][1:]]}
+    await app.ainvoke(Command(resume={"action": "edit", "plan": cyclic}), thread, context=ctx)
+    await app.ainvoke(Command(resume={"action": "maybe"}), thread, context=ctx)
+    [again] = pending(app, thread)
+    assert "not understood" in again["error"]
+    out = await app.ainvoke(Command(resume={"action": "approve"}), thread, context=ctx)
+    assert out["status"] == "done"
+    assert len(checked) == 1  # not again on each later resume
+
+
+async def test_an_empty_answer_in_a_resume_map_is_asked_again(models, app, thread):
+    ctx = scripted_context(review_plan=True)
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    [intr] = app.get_state(thread).interrupts
+    await app.ainvoke(Command(resume={intr.id: None}), thread, context=ctx)
+    [again] = pending(app, thread)
+    assert again["kind"] == "plan_review" and "not understood" in again["error"]

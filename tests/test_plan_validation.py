@@ -94,3 +94,17 @@ def test_start_order_is_critical_path_first():
     assert start_order(p) == ["a", "long", "b", "short"]
     unknown = plan(sub("x"), sub("y"), sub("z", inputs=["y"]))
     assert start_order(unknown) == ["y", "x", "z"]  # no estimates: longer chain first
+
+
+def test_an_oversized_plan_is_refused_for_its_size_alone():
+    # 10,000 subtasks, every id twice, unknown workers, dangling inputs: only the size counts
+    huge = plan(*[sub(f"s{i // 2}", "astrologer", [f"t{i}"]) for i in range(10_000)])
+    found = problems(huge, max_subtasks=12)
+    assert found == "the plan has 10000 subtasks; the limit is 12"
+
+
+def test_a_large_valid_plan_is_checked_in_full():
+    chain = plan(*[sub(f"s{i}", inputs=[f"s{i - 1}"] if i else []) for i in range(5_000)])
+    check_plan(chain, WORKERS, 5_000)
+    dup = plan(*[sub(f"s{i % 4_999}") for i in range(5_000)])
+    assert problems(dup, max_subtasks=5_000) == "duplicate subtask ids: s0"

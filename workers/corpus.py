@@ -38,8 +38,11 @@ def _slug(name: str) -> str:
 
 
 def split_document(path: Path) -> list[Passage]:
-    """Split a Markdown or text file into paragraph passages with stable ids."""
-    text = path.read_text(encoding="utf-8", errors="replace")
+    """Split a Markdown or text file into paragraph passages with stable ids.
+
+    NUL characters are dropped: no document needs them, and PostgreSQL cannot store them.
+    """
+    text = path.read_text(encoding="utf-8", errors="replace").replace("\x00", "")
     doc = _slug(path.stem)
     title, source = path.stem, ""
     passages: list[Passage] = []
@@ -64,15 +67,32 @@ class Corpus:
 
     @classmethod
     def from_folder(cls, folder: Path) -> Corpus:
-        """Index every passage of the `.md`/`.txt` files in `folder`."""
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
-        if not files:
-            raise FileNotFoundError(f"no .md or .txt documents in {folder}")
-        return cls([p for f in files for p in split_document(f)])
+        """Index every passage of the readable `.md`/`.txt` files in `folder`.
+
+        Anything else with those names is skipped and listed in `skipped`: a FIFO (reading
+        one would wait forever), a socket or device, a dangling link, a file that cannot be
+        read.
+        """
+        passages: list[Passage] = []
+        skipped: list[str] = []
+        for path in documents(folder):
+            if not path.is_file():  # follows links; False for FIFOs, sockets, devices
+                skipped.append(f"{path}: not a regular file")
+                continue
+            try:
+                passages += split_document(path)
+            except (OSError, UnicodeError) as exc:
+                skipped.append(f"{path}: {exc.strerror if isinstance(exc, OSError) else exc}")
+        if not passages:
+            raise FileNotFoundError(f"no readable .md or .txt documents in {folder}")
+        corpus = cls(passages)
+        corpus.skipped = skipped
+        return corpus
 
     def __init__(self, passages: list[Passage]):
         if not passages:
             raise ValueError("nothing to index")
+        self.skipped: list[str] = []
         self.passages = passages
         self.by_id = {p.id: p for p in self.passages}
         self._stemmer = Stemmer.Stemmer("english")
@@ -108,12 +128,20 @@ class Corpus:
         return hits
 
 
+def documents(folder: Path) -> list[Path]:
+    """The paths in `folder` (recursively) named like documents, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
+
+
 def _signature(folder: Path) -> tuple[tuple[str, float, int], ...]:
-    return tuple(
-        (str(p), p.stat().st_mtime, p.stat().st_size)
-        for p in sorted(folder.rglob("*"))
-        if p.suffix.lower() in SUFFIXES
-    )
+    found = []
+    for path in documents(folder):
+        try:
+            st = path.stat()  # never opens the file: safe on a FIFO
+        except OSError:
+            continue  # a dangling link
+        found.append((str(path), st.st_mtime, st.st_size))
+    return tuple(found)
 
 
 @lru_cache(maxsize=8)
