@@ -14,7 +14,7 @@ garbage-collection time inside each run is recorded (`*_gc_full_ms`).
 What is measured
 ================
 
-1. ``critical_path_ratio``. Each reference DAG (`../shared/bench/dags.json`) runs
+1. ``critical_path_ratio``. Each reference DAG (`bench/dags.json`) runs
    through the real graph, ``build_graph(registry)``: a planner model registered with
    ``register_provider("bench", ...)`` answers the structured ``Plan`` call with the DAG
    (subtask id = task id, inputs = deps, worker ``sim``, the latency in the objective),

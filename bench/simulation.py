@@ -1,6 +1,6 @@
 """The simulated workload: the reference DAGs as Foreman plans, the bench model, the sim worker.
 
-A reference DAG (`../shared/bench/dags.json`) becomes a Foreman `Plan` with one `sim`
+A reference DAG (`bench/dags.json`) becomes a Foreman `Plan` with one `sim`
 subtask per task, its latency written into the objective; `BenchChatModel` (registered as
 the `bench` provider) answers the planner's structured `Plan` call with that plan and the
 synthesizer's `Report` call with a fixed stub; the `sim` worker only sleeps the seconds its
@@ -30,7 +30,10 @@ from graph.state import empty_usage
 from workers.base import WorkerInput, WorkerState
 from workers.registry import WorkerRegistry, WorkerSpec
 
-DAGS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "dags.json"  # ../shared
+# A byte-identical copy of the shared reference graphs (`../shared/bench/dags.json` in the
+# maintainers' workspace), kept in the repository because a clone has no `../shared`.
+# Refresh it from there with `cp ../shared/bench/dags.json bench/dags.json`.
+DAGS = Path(__file__).resolve().parent / "dags.json"
 
 Dag = dict[str, dict[str, Any]]  # id -> {"latency": float, "deps": [ids]}
 

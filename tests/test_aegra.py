@@ -4,9 +4,10 @@
 fresh database and a Redis key prefix of their own. Twenty runs go in through `langgraph_sdk`,
 half through each instance. Workers call a loopback OpenAI-compatible model that answers with
 Foreman's offline engine after a delay, so runs last seconds and every call names its run's
-house. Halfway through the runs, the instance executing more of them gets SIGKILL. Every run
-must then succeed, no model call answered before the kill may be asked again, and no thread
-may hold anything of another. See docs/aegra.md for the figures.
+house. The model holds each run's section calls until the test lets them go: once every run
+waits there, its research saved, the instance executing more runs gets SIGKILL, then the
+model answers. Every run must then succeed, only the calls the kill cut off may be asked
+again, and no thread may hold anything of another. See docs/aegra.md for the figures.
 
 Needs `.aegra/venv` (`make aegra-install`, Python >= 3.12), PostgreSQL and Redis on loopback.
 """
@@ -47,7 +48,7 @@ from tests.support.aegra_runs import (  # noqa: E402
     repeats,
     submit,
     wait_finished,
-    wait_until_mid_run,
+    wait_until_held,
 )
 
 pytestmark = [
@@ -62,11 +63,17 @@ REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("FOREMAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FOREMAN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 N_RUNS = 20
-# Seconds each worker model call takes: a run makes 3 waves of calls.
+# Seconds each worker model call takes. A run makes 3 waves of calls: it researches the
+# request's 2 aspects, writes a section on each, then the summary (a section too).
 MODEL_DELAY_S = 1.5
-# A call answered this long before the kill had time to be checkpointed: it must not recur.
-CHECKPOINT_GRACE_S = 0.5
+RESEARCH_CALLS = 2
+# Section calls wait until the kill: no run can finish before it, on any machine.
+HELD_SCHEMA = "Section"
+# Bounds on a cluster that makes no progress; no outcome depends on them.
+HOLD_TIMEOUT_S = 120.0
 FINISH_TIMEOUT_S = 120.0
+# A held call waits for the kill: neither the model client nor the worker may give up first.
+CALL_TIMEOUT_S = 600
 CONTEXT: dict[str, Any] = {
     "planner_model": "offline",
     "worker_model": "local:slow",
@@ -74,6 +81,7 @@ CONTEXT: dict[str, Any] = {
     "validator_model": "offline",
     "synthesizer_model": "offline",
     "judge": False,
+    "worker_timeout_s": CALL_TIMEOUT_S,
     "corpus_dir": str(REPO / "data" / "corpus"),
 }
 # Fast crash recovery for the test: a lease not renewed for 5 s is reaped within 1 s.
@@ -88,10 +96,11 @@ AEGRA_TEST_ENV = {
 
 @pytest.fixture
 def model() -> Iterator[tuple[SlowModel, OpenAICompatServer]]:
-    slow = SlowModel(MODEL_DELAY_S)
+    slow = SlowModel(MODEL_DELAY_S, HELD_SCHEMA)
     with OpenAICompatServer(slow) as server:
         yield slow, server
         slow.stopped.set()
+        slow.release()
 
 
 @pytest.fixture
@@ -125,6 +134,7 @@ def cluster(
         REDIS_CHANNEL_PREFIX=f"{prefix}:run:",
         LOCAL_BASE_URL=server.base_url,
         LOCAL_API_KEY="test",
+        FOREMAN_HTTP_TIMEOUT=str(CALL_TIMEOUT_S),
         FOREMAN_HOME=str(tmp_path / "foreman"),
         LANGSMITH_TRACING="false",
         LANGCHAIN_TRACING_V2="false",
@@ -140,6 +150,7 @@ def cluster(
     try:
         yield aegra
     finally:
+        model[0].release()  # after a failure before the kill, runs held would delay the stop
         aegra.stop()
         delete_redis_keys(REDIS_URL, f"{prefix}:*")
 
@@ -178,8 +189,12 @@ async def test_twenty_runs_survive_a_killed_instance(
         for f in followers
     }
 
-    await wait_until_mid_run(cluster, slow, runs)
+    await wait_until_held(cluster, slow, runs, RESEARCH_CALLS, HOLD_TIMEOUT_S)
     kill = kill_busier(cluster)
+    # Every run was under way at the kill, by construction: it still waits at the gate (with
+    # its research saved, as `wait_until_held` saw). Only now may the model answer.
+    assert set(slow.at_gate()) == {r.house for r in runs}, slow.at_gate()
+    slow.release()
 
     # Streams from the dead instance break; as a load balancer would, send their clients to
     # the survivor, to join again from the last event they received. (Left alone, the SDK
@@ -204,13 +219,15 @@ async def test_twenty_runs_survive_a_killed_instance(
 
     attempts = [await check_thread(client, f) for f in followers]
 
-    # No model call answered before the kill was asked again: what the dead instance's runs
-    # had finished came back from their checkpoints; only calls the kill cut off were redone.
+    # Exactly the calls the kill cut off were asked again: what the dead instance's runs had
+    # finished (their research, saved before the kill) came back from their checkpoints.
     victim_houses = {r.house for r in runs if r.run_id in kill.runs}
     repeated, cut_off = repeats(slow.calls, victim_houses, kill.at)
     assert all(c.house in victim_houses for c in repeated), "a surviving run repeated a call"
-    early = [c for c in repeated if c.end is not None and c.end < kill.at - CHECKPOINT_GRACE_S]
-    assert not early, f"{len(early)} calls answered before the kill were asked again"
+    assert cut_off and set(repeated) == set(cut_off), (
+        f"{len(repeated)} calls repeated, {len(cut_off)} cut off; answered before the kill "
+        f"and repeated: {sum(1 for c in repeated if c.end is not None and c.end < kill.at)}"
+    )
     assert len(slow.calls) == sum(attempts) + len(repeated)
 
     summary = {
@@ -222,7 +239,7 @@ async def test_twenty_runs_survive_a_killed_instance(
         "runs_submitted_via_killed_instance": sum(1 for r in runs if r.via == kill.victim.name),
         "model_calls": len(slow.calls),
         "worker_attempts_recorded": sum(attempts),
-        "calls_cut_off_by_kill": cut_off,
+        "calls_cut_off_by_kill": len(cut_off),
         "calls_repeated": len(repeated),
         "streams_rejoined_on_survivor": sum(1 for f in followers if len(f.through) > 1),
         "seconds_submit_to_kill": round(kill.at - started, 1),

@@ -114,10 +114,10 @@ async def test_report12_checkpoint_bytes_stay_within_3x_of_worker_output(
 ) -> None:
     """The `make bench` size measurement, on SQLite: ≤ 3x with the store, far more without."""
     import bench.durability as bd
-    from bench.simulation import DAGS, PLANS, BenchChatModel, dag_plan
+    from bench.simulation import PLANS, BenchChatModel, dag_plan, load_dags
     from graph.models import register_provider, unregister_provider
 
-    dags = json.loads(DAGS.read_text(encoding="utf-8"))["graphs"]
+    dags = load_dags()
     PLANS["report12"] = dag_plan(dags["report12"], 0.0)
     register_provider("bench", lambda name: BenchChatModel(model_name=name or "x"))
     try:

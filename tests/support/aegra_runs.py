@@ -1,11 +1,12 @@
 """Runs of the Aegra scale-out test: a slow loopback model, and submit, follow, kill, check.
 
-`tests/test_aegra.py` submits runs whose requests name a house, lets them reach the middle
-of their model calls, SIGKILLs the busier instance and checks every thread afterwards.
+`tests/test_aegra.py` submits runs whose requests name a house, holds each of them in the
+middle of its model calls, SIGKILLs the busier instance and checks every thread afterwards.
 `SlowModel` answers like Foreman's offline engine after a delay and records every call by
-house, so the test can tell which calls the kill made the survivor ask again. The helpers
-here drive the runs through `langgraph_sdk` and read the cluster's leases; they live apart
-so the test module holds only its settings, fixtures and the test itself.
+house, so the test can tell which calls the kill made the survivor ask again; the calls it
+holds wait at a gate the test opens after the kill, so no run can finish before it. The
+helpers here drive the runs through `langgraph_sdk` and read the cluster's leases and saved
+subtasks; they live apart so the test module holds only its settings, fixtures and the test.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from langgraph_sdk.client import LangGraphClient
 
 from deploy.aegra.cluster import Cluster, Instance, venv_python
@@ -40,22 +42,29 @@ def request(house: int) -> str:
     return f"Write a report on {topic}: how they work and running costs"
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the same call, not an equal one
 class Call:
     """One chat completion the model server received."""
 
     house: int | None
     key: str
     start: float
+    held: bool = False
     end: float | None = None
 
 
 @dataclass
 class SlowModel:
-    """Answers like Foreman's offline engine, `delay_s` later; records every call."""
+    """Answers like Foreman's offline engine, `delay_s` later; records every call.
+
+    Calls asking for the schema `hold` then wait at a gate until `release()`, so a run that
+    has reached them cannot go further until the test lets it, however slow the machine.
+    """
 
     delay_s: float
+    hold: str
     calls: list[Call] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=threading.Event)
     stopped: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -63,15 +72,23 @@ class SlowModel:
         schema = requested_schema_name(req)
         system, human = split_messages(req)
         found = HOUSE.search(human)
-        call = Call(int(found.group(1)) if found else None, f"{schema}\n{human}", time.monotonic())
+        house = int(found.group(1)) if found else None
+        held = schema == self.hold and not self.gate.is_set()
+        call = Call(house, f"{schema}\n{human}", time.monotonic(), held)
         with self.lock:
             self.calls.append(call)
         if schema not in ENGINES:
             return Reply(error=(400, f"test server: no offline engine for {schema!r}"))
         reply = structured_reply(req, ENGINES[schema](system, human))
         self.stopped.wait(self.delay_s)
+        if call.held:
+            self.gate.wait()
         call.end = time.monotonic()
         return reply
+
+    def release(self) -> None:
+        """Open the gate: held calls answer, and calls from now on are not held."""
+        self.gate.set()
 
     def answered(self) -> Counter[int | None]:
         """Calls answered so far, by house."""
@@ -82,6 +99,11 @@ class SlowModel:
         """Calls not answered yet, by house."""
         with self.lock:
             return Counter(c.house for c in self.calls if c.end is None)
+
+    def at_gate(self) -> Counter[int | None]:
+        """Calls waiting at the gate, by house."""
+        with self.lock:
+            return Counter(c.house for c in self.calls if c.held and c.end is None)
 
 
 @dataclass
@@ -153,23 +175,59 @@ async def follow(follower: Follower, client: LangGraphClient, name: str) -> None
         follower.last_id = part.id or follower.last_id
 
 
-async def wait_until_mid_run(
-    cluster: Cluster, model: SlowModel, runs: list[Submitted], timeout_s: float = 60.0
+def checkpointed_subtasks(database_url: str) -> Counter[str]:
+    """Finished subtasks saved so far, by thread id.
+
+    The dispatch node runs each subtask as a LangGraph task, and a finished task's return
+    value is saved as a `__return__` write of the thread's root graph; the run that resumes
+    the thread replays these instead of running their subtasks again.
+    """
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT thread_id, COUNT(*) FROM checkpoint_writes "
+            "WHERE channel = '__return__' AND checkpoint_ns = '' GROUP BY thread_id"
+        ).fetchall()
+    return Counter({str(thread): int(n) for thread, n in rows})
+
+
+async def wait_until_held(
+    cluster: Cluster, model: SlowModel, runs: list[Submitted], before: int, timeout_s: float
 ) -> None:
-    """Until every run is held by a worker and has model answers behind it."""
+    """Until every run is leased by a worker and waits at the model's gate with nothing else
+    in flight, its `before` calls that precede the held ones answered and saved as finished
+    subtasks.
+
+    Nothing undoes a step towards this state, since a held call cannot end before
+    `model.release()`: the state is reached however slowly the runs progress, and it lasts
+    until the test releases the calls. `timeout_s` only bounds a cluster that is stuck.
+    """
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while True:
         table = cluster.leases()
-        held = all(table[r.run_id][1] for r in runs if r.run_id in table)
-        answered, pending = model.answered(), model.in_flight()
-        if len(table) == len(runs) and held and all(answered[r.house] >= 2 for r in runs):
-            if all(pending[r.house] for r in runs):
-                # Every run is waiting for its next wave of answers: halfway through it,
-                # the answers of the last wave are well checkpointed.
-                await asyncio.sleep(model.delay_s / 2)
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"runs not all under way: {table}\n{logs(cluster)}")
+        saved = checkpointed_subtasks(cluster.database_url)
+        answered, pending, at_gate = model.answered(), model.in_flight(), model.at_gate()
+        waiting = [
+            r
+            for r in runs
+            if not (r.run_id in table and table[r.run_id][1])
+            or not at_gate[r.house]
+            or answered[r.house] < before
+            or pending[r.house] > at_gate[r.house]  # a call that would be answered before the kill
+            or saved[r.thread_id] < answered[r.house]  # an answer not saved yet
+        ]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            state = {
+                r.house: (table.get(r.run_id), answered[r.house], saved[r.thread_id],
+                          pending[r.house], at_gate[r.house])
+                for r in waiting
+            }  # fmt: skip
+            raise AssertionError(
+                "runs not all at the gate (lease, answered, saved, in flight, held): "
+                f"{state}\n{logs(cluster)}"
+            )
+        await asyncio.sleep(0.1)
 
 
 async def wait_finished(
@@ -242,9 +300,9 @@ async def check_thread(client: LangGraphClient, follower: Follower) -> int:
     return sum(len(rec["attempts"]) for rec in records.values())
 
 
-def repeats(calls: list[Call], houses: set[int], at: float) -> tuple[list[Call], int]:
-    """The model calls asked again (their first occurrence), and how many calls of `houses`
-    the kill at `at` cut off."""
+def repeats(calls: list[Call], houses: set[int], at: float) -> tuple[list[Call], list[Call]]:
+    """The model calls asked again (their first occurrence), and the calls of `houses` the
+    kill at `at` cut off."""
     by_house: dict[int | None, list[Call]] = defaultdict(list)
     for call in calls:
         by_house[call.house].append(call)
@@ -257,7 +315,7 @@ def repeats(calls: list[Call], houses: set[int], at: float) -> tuple[list[Call],
                 repeated.append(first[call.key])
             else:
                 first[call.key] = call
-    cut_off = sum(
-        1 for c in calls if c.house in houses and c.start < at and (c.end or float("inf")) > at
-    )
+    cut_off = [
+        c for c in calls if c.house in houses and c.start < at and (c.end or float("inf")) > at
+    ]
     return repeated, cut_off
