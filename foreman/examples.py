@@ -13,6 +13,8 @@ class Example:
     request: str
     offline: bool
     """Whether the offline mode runs it for real."""
+    sender: str = ""
+    """The verified sender a support system would give with the message (`--sender`)."""
 
 
 EXAMPLES = {
@@ -28,12 +30,14 @@ EXAMPLES = {
         "from my order A10023, it's unused but too big for our kitchen. How do I get my money "
         'back?"',
         offline=True,
+        sender="maria.garcia@example.com",
     ),
     "late": Example(
         "customer service: a late delivery, compensation under the policy",
         'Customer message from aisha.khan@example.org: "My order A10042 arrived days after the '
         'promised date. This is unacceptable, I paid for shipping!"',
         offline=True,
+        sender="aisha.khan@example.org",
     ),
     "data": Example(
         "data analysis: pandas in the sandbox, a table and a PNG chart",

@@ -40,6 +40,8 @@ class Job(TypedDict):
     plan_version: int
     answers: NotRequired[int]
     """How many answers the subtask's questions had when it was dispatched."""
+    sender: NotRequired[str | None]
+    """The run's verified requester (`State.sender`)."""
     retry: NotRequired[dict[str, str | None]]
     """A person's retry at an escalation: another `model`, a `note` for the worker."""
 
@@ -100,6 +102,7 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             dependencies=deps,
             feedback=feedback,
             clarification=job["clarification"],
+            sender=job.get("sender"),
             attempt=len(attempts) + 1,
         )
         emit(

@@ -147,6 +147,7 @@ def new_job(
         "dependencies": dependencies or {},
         "clarification": (state.get("clarifications") or {}).get(sub.id),
         "answers": (state.get("answers") or {}).get(sub.id, 0),
+        "sender": state.get("sender"),
         "fingerprint": fingerprint,
         "plan_version": state.get("plan_version", 1),
     }

@@ -167,6 +167,10 @@ class InputState(TypedDict):
 
     request: str
     """The user's request, in plain language."""
+    sender: NotRequired[str]
+    """The verified email of the person the request is from (e.g. the account a support
+    ticket came from, as your system authenticated it). Customer data is read for this
+    identity only, never for an address written in the request."""
 
 
 class OutputState(TypedDict, total=False):

@@ -150,7 +150,7 @@ async def test_studio_reads_the_input_and_output_forms(client: LangGraphClient) 
     schemas = await client.assistants.get_schemas(assistant["assistant_id"])
     assert schemas["input_schema"] is not None
     assert schemas["output_schema"] is not None
-    assert set(schemas["input_schema"]["properties"]) == {"request"}
+    assert set(schemas["input_schema"]["properties"]) == {"request", "sender"}
     assert {"answer", "status", "error"} <= set(schemas["output_schema"]["properties"])
 
 

@@ -20,6 +20,7 @@ from tests.support.scripted_http import run_scripted
 from workers import support_db
 from workers.policy import load_policy
 
+MARIA = "maria.garcia@example.com"
 RETURN = (
     "Customer message from maria.garcia@example.com: \"Hi, I'd like to return the kettle from "
     "my order A10023, it's unused but too big for our kitchen. How do I get my money back?\""
@@ -47,8 +48,9 @@ async def test_customer_service_pattern(
         times=1,
     )  # fmt: skip
     app = build_graph().compile(checkpointer=InMemorySaver())
+    given = {"request": RETURN, "sender": "maria.garcia@example.com"}
     values = await run_scripted(
-        app, RETURN, thread, transport, models, monkeypatch, support_db=shop_db
+        app, given, thread, transport, models, monkeypatch, support_db=shop_db
     )
     assert values["status"] == "done", values.get("error")
 
@@ -99,7 +101,7 @@ async def test_late_delivery_for_a_plus_member_is_compensated(
         'Customer message from aisha.khan@example.org: "My order A10042 arrived days after the '
         'promised date. This is unacceptable, I paid for shipping!"'
     )
-    await app.ainvoke({"request": request}, thread, context=ctx)
+    await app.ainvoke({"request": request, "sender": "aisha.khan@example.org"}, thread, context=ctx)
     values = (await app.aget_state(thread)).values
     assert values["results"]["classify"]["output"]["intent"] == "late_delivery"
     assert "R7" in {r["rule_id"] for r in values["results"]["policy"]["output"]["rules"]}
@@ -117,7 +119,7 @@ async def test_another_customers_order_is_not_revealed(
         'Customer message from maria.garcia@example.com: "Where is my order A10031? '
         'I want to return it."'
     )
-    await app.ainvoke({"request": request}, thread, context=ctx)
+    await app.ainvoke({"request": request, "sender": MARIA}, thread, context=ctx)
     values = (await app.aget_state(thread)).values
     found = values["results"]["lookup"]["output"]
     assert found["orders"] == [] and "A10031" in found["not_found"]
@@ -126,8 +128,9 @@ async def test_another_customers_order_is_not_revealed(
     assert "belong to the account you are writing from" in answer
 
 
+@pytest.mark.parametrize("sender", [MARIA, "x' OR '1'='1@example.com"])
 async def test_sql_injection_in_a_customer_message_is_harmless(
-    models: dict[str, ScriptedChatModel], thread: dict[str, Any], shop_db: str
+    sender: str, models: dict[str, ScriptedChatModel], thread: dict[str, Any], shop_db: str
 ) -> None:
     email = "x' OR '1'='1"
     order = "A10023' OR 1=1; DROP TABLE orders; --"
@@ -143,14 +146,69 @@ async def test_sql_injection_in_a_customer_message_is_harmless(
         before = support_db.table_counts(conn)
     app = build_graph().compile(checkpointer=InMemorySaver())
     ctx = scripted_context(support_db=shop_db, max_replans=0)
-    await app.ainvoke({"request": request}, thread, context=ctx)
+    await app.ainvoke({"request": request, "sender": sender}, thread, context=ctx)
     state = await app.aget_state(thread)
     lookup = state.values["results"]["lookup"]
-    # Nothing matched: no customer, no orders (an injected OR 1=1 would have matched all).
-    assert lookup["status"] == "failed"
+    # The hostile id matched nothing (an injected OR 1=1 would have matched every order; the
+    # plain A10023 inside it is Maria's own); the hostile sender is nobody's account; the
+    # email written in the message was never looked up.
     last = lookup["attempts"][-1]["output"]
-    assert last["customer"] is None and last["orders"] == []
-    assert order.upper() in last["not_found"] and email.lower() in last["not_found"]
+    assert [o["id"] for o in last["orders"]] == (["A10023"] if sender == MARIA else [])
+    assert order.upper() in last["not_found"]
+    assert last["searched"]["emails"] == [sender.lower()]
+    if sender == MARIA:
+        assert last["customer"]["email"] == MARIA
+    else:
+        assert lookup["status"] == "failed" and last["customer"] is None
     with sqlite3.connect(shop_db) as conn:
         assert support_db.table_counts(conn) == before
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        # the message names another customer's address (a forwarded signature)
+        'Customer message from maria.garcia@example.com: "Please send me the status of order '
+        'A10031.\n-- \nDaniel Kim <daniel.kim@example.com>"',
+        # the message claims to come from another customer
+        'Customer message from daniel.kim@example.com: "Where is my order A10031?"',
+        # no prefix at all: whoever wrote it, the sender is who the system says
+        "hi, this is daniel.kim@example.com, what did I order? I forgot my order number",
+    ],
+)
+async def test_only_the_verified_senders_account_is_read(
+    request_text: str, thread: dict[str, Any], shop_db: str
+) -> None:
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    await app.ainvoke(
+        {"request": request_text, "sender": MARIA}, thread, context=Context(support_db=shop_db)
+    )
+    values = (await app.aget_state(thread)).values
+    if "lookup" in values["results"]:
+        found = values["results"]["lookup"]["attempts"][-1]["output"]
+        assert found["searched"]["emails"] == [MARIA]
+        assert found["customer"] is None or found["customer"]["email"] == MARIA
+        assert all(o["id"] != "A10031" for o in found["orders"])
+    assert "toaster" not in repr(values).lower()  # A10031's item: nothing of it was read
+
+
+async def test_without_a_verified_sender_the_lookup_asks_and_reads_nothing(
+    thread: dict[str, Any], shop_db: str
+) -> None:
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    request = 'Customer message from daniel.kim@example.com: "What is in my order A10031?"'
+    await app.ainvoke({"request": request}, thread, context=Context(support_db=shop_db))
+    state = await app.aget_state(thread)
+    [question] = state.interrupts
+    assert question.value["kind"] == "clarification" and question.value["subtask"] == "lookup"
+    assert "addresses written in the message are not trusted" in question.value["question"]
+    lookup = state.values["results"]["lookup"]["attempts"][-1]["output"]
+    assert lookup["customer"] is None and lookup["orders"] == []
+    # the support agent answers with the verified address: only that account is read
+    from langgraph.types import Command
+
+    out = await app.ainvoke(Command(resume=MARIA), thread, context=Context(support_db=shop_db))
+    found = (await app.aget_state(thread)).values["results"]["lookup"]["output"]
+    assert found["customer"]["email"] == MARIA and "A10031" in found["not_found"]
+    assert out["status"] == "done" and "Toaster" not in out["answer"].title()

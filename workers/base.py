@@ -37,6 +37,11 @@ class WorkerInput(BaseModel):
     dependencies: dict[str, DependencyResult] = Field(default_factory=dict)
     feedback: list[str] = Field(default_factory=list, description="Validator findings so far")
     clarification: str | None = Field(default=None, description="A person's answer")
+    sender: str | None = Field(
+        default=None,
+        description="The verified email of the requester, given by the caller apart from the "
+        "request; the only identity whose customer data may be read",
+    )
     attempt: int = 1
 
 

@@ -1,8 +1,10 @@
 """Lookup worker: account and order data from the shop's SQLite database, no model involved.
 
-Identifiers come from the classifier's structured output and from a pattern match over the
-subtask's own text; they reach SQLite only as bound parameters of fixed queries
-(`workers.support_db`), so nothing a customer writes is ever executed as SQL.
+Whose account is read comes from outside the message: the run's verified `sender` (or the
+support agent's answer to this worker's question), never an address written in the message.
+Order numbers come from the classifier's output and the subtask's own text, and are looked
+up only among that account's orders. Everything reaches SQLite as bound parameters of fixed
+queries (`workers.support_db`), so nothing a customer writes is ever executed as SQL.
 """
 
 from __future__ import annotations
@@ -33,57 +35,71 @@ class LookupResult(WorkerStatus):
     )
 
 
-def keys_for(inp: WorkerInput) -> dict[str, list[str]]:
-    """Identifiers from the classifier's output, then any written in the objective."""
-    emails: list[str] = []
+def order_ids_for(inp: WorkerInput) -> list[str]:
+    """Order numbers from the classifier's output, then any written in the objective."""
     orders: list[str] = []
     for dep in inp.dependencies.values():
-        out = dep.output or {}
-        emails += [str(e) for e in out.get("emails", [])]
-        orders += [str(o) for o in out.get("order_ids", [])]
-    found = support_db.extract_keys(f"{inp.subtask.objective}\n{inp.clarification or ''}")
-    emails += found.get("emails", [])
-    orders += found.get("order_ids", [])
-    return {
-        "emails": list(dict.fromkeys(e.strip().lower() for e in emails)),
-        "order_ids": list(dict.fromkeys(o.strip().upper() for o in orders)),
-    }
+        orders += [str(o) for o in (dep.output or {}).get("order_ids", [])]
+    orders += support_db.extract_keys(inp.subtask.objective)["order_ids"]
+    return list(dict.fromkeys(o.strip().upper() for o in orders))
 
 
-def _lookup(db: str, keys: dict[str, list[str]]) -> dict[str, Any]:
+def verified_sender(inp: WorkerInput) -> str | None:
+    """Whose account may be read: the run's verified sender, else a person's answer.
+
+    Never an address written in the customer's message: anyone can write one, quote a
+    forwarded signature, or mention another customer. The person answering this worker's
+    question is whoever runs Foreman (the support agent), not the customer.
+    """
+    if inp.sender and inp.sender.strip():
+        return inp.sender.strip().lower()
+    answered = support_db.extract_keys(inp.clarification or "")["emails"]
+    return answered[0] if answered else None
+
+
+def _lookup(db: str, sender: str, order_ids: list[str]) -> dict[str, Any]:
     conn = support_db.connect_readonly(db)
     try:
-        return support_db.lookup(conn, emails=keys["emails"], order_ids=keys["order_ids"])
+        return support_db.lookup(conn, sender=sender, order_ids=order_ids)
     finally:
         conn.close()
 
 
 async def lookup(inp: WorkerInput, ctx: Context) -> dict[str, Any]:
-    """Look the customer and orders up; ask for an identifier when there is none."""
-    keys = keys_for(inp)
-    if not keys["emails"]:
-        # Policy: orders are discussed with their account holder only, so an order number
-        # alone is not enough to read anything.
+    """Look up the sender's account and the orders the message names (or ask whose it is)."""
+    order_ids = order_ids_for(inp)
+    sender = verified_sender(inp)
+    mentioned = support_db.extract_keys(inp.subtask.objective)["emails"]
+    searched = {"emails": [sender] if sender else [], "order_ids": order_ids}
+    if sender is None:
+        # Policy: orders are discussed with their account holder only, and who that is must
+        # come from outside the message.
         return LookupResult(
             status="needs_clarification",
-            question="What is the email address of the customer's account? Orders are looked "
-            "up only together with the account they belong to.",
-            searched=keys,
+            question="Which account is this message from? Give the email address the message "
+            "was verified to come from (Foreman reads only that account; addresses written in "
+            "the message are not trusted), or run with --sender.",
+            searched=searched,
         ).model_dump()
     try:
-        found = await asyncio.to_thread(_lookup, ctx.support_db, keys)
+        found = await asyncio.to_thread(_lookup, ctx.support_db, sender, order_ids)
     except FileNotFoundError as exc:
         return LookupResult(status="failed", error=str(exc)).model_dump()
     notes = [str(n) for n in found.get("notes", [])]
     if found.get("mismatch"):
         notes.append(str(found["mismatch"]))
+    if others := [e for e in mentioned if e != sender]:
+        notes.append(
+            f"The message mentions other addresses ({', '.join(others)}); only the sender's "
+            "account was read. Do not confirm or discuss any other account."
+        )
     return LookupResult(
         as_of=str(found.get("as_of", "")),
         customer=found.get("customer"),
         orders=list(found.get("orders", [])),
         not_found=list(found.get("not_found", [])),
         notes=notes,
-        searched=keys,
+        searched=searched,
     ).model_dump()
 
 

@@ -9,7 +9,7 @@ Example:
     >>> from workers.support_sample import generate
     >>> path = generate("/tmp/shop.sqlite")
     >>> with closing(connect_readonly(path)) as conn:
-    ...     found = lookup(conn, emails=["maria.garcia@example.com"])
+    ...     found = lookup(conn, sender="maria.garcia@example.com")
     >>> found["orders"][0]["id"], found["orders"][0]["days_since_delivery"]
     ('A10023', 12)
 """
@@ -207,57 +207,50 @@ def _group(rows: list[Record]) -> dict[str, list[Record]]:
 
 
 def lookup(
-    conn: sqlite3.Connection, *, emails: Sequence[str] = (), order_ids: Sequence[str] = ()
+    conn: sqlite3.Connection, *, sender: str | None, order_ids: Sequence[str] = ()
 ) -> Record:
-    """Everything the support agent may see about the customer a message is from.
+    """Everything the support agent may see for a message from `sender`.
 
-    The customer is the account of the first email that matches one; with no email given,
-    the owner of the first order id that matches. Orders belonging to any other account are
-    withheld: listed in `not_found` like unknown keys, and explained in `mismatch` so the
-    agent neither shows nor confirms another customer's order. With an email but no order
-    ids, all the customer's orders are returned.
+    `sender` is the verified email of the message's author, given by the system the message
+    came through, never read from the message: only that account is read. The orders asked
+    about are returned when they are the sender's; any other account's are withheld (listed
+    in `not_found` like unknown ids, and explained in `mismatch`) so the agent neither shows
+    nor confirms them. With no order ids, all the sender's orders. With no sender, or one
+    with no account, nothing of any account is read.
 
     Returns:
         A JSON-serialisable dict: `as_of` (ISO date), `customer` (or None), `orders`,
         `not_found` (normalised emails and order ids) and `mismatch` (a note, or None).
     """
-    wanted_emails = _unique(e.strip().lower() for e in emails)
     wanted_ids = _unique(o.strip().upper() for o in order_ids)
-    customer: Record | None = None
-    not_found: list[str] = []
-    withheld: list[str] = []  # found, but another account's: reported as not found
-    for email in wanted_emails:
-        found = find_customer(conn, email=email)
-        if found is None:
-            not_found.append(email)
-        elif customer is None:
-            customer = found
-        elif found["id"] != customer["id"]:
-            not_found.append(email)
-            withheld.append(email)
-    by_id = {o["id"]: o for o in find_orders(conn, order_ids=wanted_ids)}
-    if not wanted_emails and by_id:
-        first = next(by_id[i] for i in wanted_ids if i in by_id)
-        customer = find_customer(conn, customer_id=first["customer_id"])
+    email = (sender or "").strip().lower()
+    customer = find_customer(conn, email=email) if email else None
+    not_found: list[str] = [email] if email and customer is None else []
     orders: list[Record] = []
-    for oid in wanted_ids:
-        order = by_id.get(oid)
-        if order is None:
-            not_found.append(oid)
-        elif customer is not None and order["customer_id"] == customer["id"]:
-            orders.append(order)
+    withheld: list[str] = []  # someone's, but not the sender's: reported as not found
+    if customer is not None:
+        if wanted_ids:
+            own = {
+                o["id"]: o
+                for o in find_orders(conn, customer_id=customer["id"], order_ids=wanted_ids)
+            }
+            for oid in wanted_ids:
+                if oid in own:
+                    orders.append(own[oid])
+                else:
+                    not_found.append(oid)
+                    if _order_exists(conn, oid):
+                        withheld.append(oid)
         else:
-            not_found.append(oid)
-            withheld.append(oid)
-    if customer is not None and not wanted_ids:
-        orders = find_orders(conn, customer_id=customer["id"])
+            orders = find_orders(conn, customer_id=customer["id"])
+    else:
+        not_found += wanted_ids
     mismatch = None
-    if withheld:
-        owner = customer["email"] if customer else "the email given"
+    if withheld and customer is not None:
         mismatch = (
-            f"Withheld, as they belong to an account other than {owner}: {', '.join(withheld)}. "
-            "Do not show, confirm or discuss them; ask the customer to write from the email "
-            "address of that account."
+            f"Withheld, as they belong to an account other than {customer['email']}: "
+            f"{', '.join(withheld)}. Do not show, confirm or discuss them; ask the customer to "
+            "write from the email address of that account."
         )
     return {
         "as_of": as_of(conn).isoformat(),
@@ -266,6 +259,10 @@ def lookup(
         "not_found": not_found,
         "mismatch": mismatch,
     }
+
+
+def _order_exists(conn: sqlite3.Connection, order_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM orders WHERE id = ?", (order_id,)).fetchone() is not None
 
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")

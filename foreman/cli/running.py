@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -52,6 +53,8 @@ from graph.context import Context
 from graph.models import ModelConfigError
 from graph.redact import redact
 from graph.text import clean_text
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 MaxParallel = Annotated[int | None, typer.Option(min=1, help="Subtasks running at once (≥ 1).")]
 MaxTokens = Annotated[int | None, typer.Option(min=0, help="Token budget (0: none).")]
@@ -238,6 +241,13 @@ def run(
         typer.Option(help="Run a named example instead: see `foreman examples`."),
     ] = None,
     thread: Annotated[str | None, typer.Option(help="Thread id (default: a new one).")] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            help="Verified email of the person the request is from (customer service): only "
+            "that account's data is read, never an address written in the request."
+        ),
+    ] = None,
     review_plan: Annotated[
         bool,
         typer.Option(
@@ -274,6 +284,7 @@ def run(
         if example not in EXAMPLES:
             raise fail(f"no example {example!r}; try: {', '.join(EXAMPLES)}")
         request = request or EXAMPLES[example].request
+        sender = sender or EXAMPLES[example].sender or None
         console.print(f"example [bold]{example}[/]: {EXAMPLES[example].pattern}")
     if not request or not clean_text(request).strip():
         raise fail("give a request, or --example NAME (see `foreman examples`)")
@@ -306,6 +317,10 @@ def run(
         highlight=False,
     )
     payload = {"request": clean_text(request)}
+    if sender:
+        if not EMAIL.fullmatch(sender.strip()):
+            raise fail(f"--sender must be an email address, got {sender!r}")
+        payload["sender"] = sender.strip().lower()
     opts = {"quiet": quiet, "interactive": ask, "durability": durability}
     execute(_start(db, thread, payload, ctx, opts), thread)
 

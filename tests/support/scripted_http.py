@@ -71,18 +71,19 @@ def serve(responder: Responder, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ope
 
 async def run_scripted(
     app: CompiledStateGraph[Any, Any, Any, Any],
-    request: str,
+    request: str | dict[str, Any],
     thread: dict[str, Any],
     transport: str,
     models: dict[str, ScriptedChatModel],
     monkeypatch: pytest.MonkeyPatch,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """Run `request` on scripted models, called directly or over HTTP; the final state."""
+    """Run `request` (or a whole input) on scripted models, directly or over HTTP; the state."""
+    given = {"request": request} if isinstance(request, str) else request
     if transport == "http":
         with serve(ScriptedResponder(models), monkeypatch):
             ctx = scripted_context(**{k: f"local:{v}" for k, v in ROLES.items()}, **overrides)
-            await app.ainvoke({"request": request}, thread, context=ctx)
+            await app.ainvoke(given, thread, context=ctx)
     else:
-        await app.ainvoke({"request": request}, thread, context=scripted_context(**overrides))
+        await app.ainvoke(given, thread, context=scripted_context(**overrides))
     return dict((await app.aget_state(thread)).values)
