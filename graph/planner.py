@@ -19,7 +19,7 @@ from graph.plan_validation import PlanError, check_plan, fingerprints
 from graph.prompts import render, untrusted
 from graph.schemas import Plan
 from graph.state import USABLE, State, SubtaskRecord, Usage, add_usage, empty_usage
-from graph.text import clean_text
+from graph.text import clean_text, escape_attr
 from graph.validator import current_records
 from workers.registry import WorkerRegistry
 
@@ -53,6 +53,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         revising = bool(current) and any(
             r["status"] == "failed" for r in (state.get("results") or {}).values()
         )
+        failures = failure_report(state) if revising else ""
         feedback = state.get("plan_feedback", "")
         system = SystemMessage(
             render("planner", workers=registry.describe(), max_subtasks=ctx.max_subtasks)
@@ -70,6 +71,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                     "planner_request",
                     request=untrusted(clean_text(state["request"])),
                     feedback=untrusted(notes.strip()),
+                    failures=failures,
                     current_plan=json.dumps(current) if revising else "none",
                     accepted=", ".join(accepted) if revising else "",
                 )
@@ -104,7 +106,19 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                         for s in proposal.subtasks
                     ],
                 )
+                approval = new_worker_kinds(state, proposal, registry) if revising else []
+                if approval:
+                    audit.append(event("plan_needs_approval", new_workers=approval))
+                kinds = sorted({s.worker for s in proposal.subtasks})
                 return {
+                    "allowed_workers": state.get("allowed_workers") or kinds,
+                    "approval_needed": (
+                        f"this revision brings in {', '.join(approval)}, which no earlier plan "
+                        "of this run used; a person approves that (text from workers could have "
+                        "asked for it)"
+                        if approval
+                        else None
+                    ),
                     "plan": dumped,
                     "plan_version": version,
                     "plan_history": [
@@ -184,7 +198,37 @@ def fix_round(
 def route_after_plan(
     state: State, runtime: Runtime[Context]
 ) -> Literal["review_plan", "dispatch", "__end__"]:
-    """End on a planning failure; otherwise review (if asked for) or dispatch."""
+    """End on a planning failure; otherwise review (if asked for, or needed) or dispatch."""
     if state.get("status") == "failed":
         return "__end__"
-    return "review_plan" if runtime.context.review_plan else "dispatch"
+    if runtime.context.review_plan or state.get("approval_needed"):
+        return "review_plan"
+    return "dispatch"
+
+
+def failure_report(state: State) -> str:
+    """The current plan's failed subtasks for the planner, as tagged, escaped data.
+
+    The reasons are worker-originated: a worker's own words, or text from what it read. They
+    tell the planner what went wrong; the planner prompt says they are never instructions.
+    """
+    records = current_records(state, fingerprints(Plan.model_validate(state["plan"])))
+    return "\n".join(
+        f'<failure subtask="{escape_attr(r["id"])}" worker="{escape_attr(r["worker"])}">'
+        f"{untrusted(r['error'] or 'no reason given')}</failure>"
+        for r in records.values()
+        if r["status"] == "failed"
+    )
+
+
+def new_worker_kinds(state: State, plan: Plan, registry: WorkerRegistry) -> list[str]:
+    """Workers a revision uses that the run's approved plans did not, nor their alternatives.
+
+    The rule that keeps worker-originated text from recruiting tools: a revision follows
+    failures whose reasons workers wrote, so it may change objectives freely but brings in a
+    new kind of worker (a code sandbox, a database) only with a person's approval. Approved
+    are the first plan (made from the request) and what a person approved or wrote.
+    """
+    used = set(state.get("allowed_workers") or [])
+    allowed = used | {a for w in used if w in registry for a in registry[w].alternatives}
+    return sorted({s.worker for s in plan.subtasks} - allowed)

@@ -24,6 +24,7 @@ from graph.schemas import (
     ClarificationAnswer,
     EditPlan,
     Escalation,
+    Plan,
     PlanReview,
     RejectPlan,
     RetrySubtask,
@@ -114,6 +115,7 @@ def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
                 "version": state.get("plan_version"),
                 "expected": PLAN_REVIEW_HELP,
                 "error": state.get("review_error"),
+                "reason": state.get("approval_needed"),
             }
         )
         decision, error = understood(answer, parse, PLAN_REVIEW_HELP)
@@ -124,6 +126,14 @@ def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
                 "audit": [event("plan_review_not_understood", error=error)],
             }
         audit = [event("plan_review", action=decision.action)]
+        approved = set(state.get("allowed_workers") or [])
+        if not isinstance(decision, RejectPlan):  # what a person approves or writes
+            plan = (
+                decision.plan
+                if isinstance(decision, EditPlan)
+                else Plan.model_validate(state["plan"])
+            )
+            approved |= {s.worker for s in plan.subtasks}
         if isinstance(decision, EditPlan):
             version = state.get("plan_version", 1) + 1
             dumped = decision.plan.model_dump(mode="json")
@@ -131,6 +141,8 @@ def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
                 "plan": dumped,
                 "plan_version": version,
                 "review_error": None,
+                "approval_needed": None,
+                "allowed_workers": sorted(approved),
                 "next_step": "dispatch",
                 "plan_history": [
                     {"version": version, "at": time.time(), "plan": dumped, "source": "human_edit"}
@@ -141,10 +153,17 @@ def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
             return {
                 "plan_feedback": decision.feedback,
                 "review_error": None,
+                "approval_needed": None,
                 "next_step": "plan",
                 "audit": audit,
             }
-        return {"next_step": "dispatch", "review_error": None, "audit": audit}
+        return {
+            "next_step": "dispatch",
+            "review_error": None,
+            "approval_needed": None,
+            "allowed_workers": sorted(approved),
+            "audit": audit,
+        }
 
     return review_plan
 

@@ -200,6 +200,12 @@ class State(InputState, total=False):
     """Every plan version."""
     plan_feedback: str
     """Feedback for the next planner call (rejection by a person, or failed subtasks)."""
+    allowed_workers: list[str]
+    """Kinds of worker a revision may use without a person's approval: those of the first
+    plan and of every plan a person approved or wrote (and their alternatives)."""
+    approval_needed: str | None
+    """Why the current plan waits for a person's approval although `review_plan` is off (a
+    revision that brings in a new kind of worker)."""
     review_error: str | None
     """Why the last answer to the plan review was not understood, shown with the next ask."""
     replans: int

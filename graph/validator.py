@@ -136,10 +136,7 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     elif questions:
         step = "clarify"
     elif failed and state.get("replans", 0) < runtime.context.max_replans:
-        step = "plan"
-        update["plan_feedback"] = "Subtasks that failed validation:\n" + "\n".join(
-            f"- {r['id']} ({r['worker']}): {r['error']}" for r in failed
-        )
+        step = "plan"  # the planner reads the failures from the records, as data
     elif reviews and fixes_left and not failed:
         step = "plan"  # the planner adds a fix round
     elif failed or reviews:

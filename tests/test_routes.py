@@ -72,12 +72,12 @@ async def test_replan_revises_only_what_failed(models, app, thread):
                 sub["objective"] = "Write the report section on electricity bills of heat pumps."
         return plan
 
-    models["planner"].on("Plan", "Subtasks that failed validation", revise)
+    models["planner"].on("Plan", "<failure subtask=", revise)
     out = await app.ainvoke({"request": HEAT_PUMPS}, thread, context=scripted_context())
     values = app.get_state(thread).values
     assert out["status"] == "done"
     assert values["plan_version"] == 2 and values["replans"] == 1
-    revise_prompt = models["planner"].calls_for("Plan", "Subtasks that failed")[0].prompt
+    revise_prompt = models["planner"].calls_for("Plan", "<failure subtask=")[0].prompt
     assert "<accepted>" in revise_prompt and "w1" in revise_prompt.split("<accepted>")[1]
     # accepted work is kept: each research subtask and w1 ran once, w2 reran under plan v2
     # r1 took two attempts (breadth), r2 one; none ran again after the replan

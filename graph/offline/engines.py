@@ -26,7 +26,8 @@ def plan(system: str, human: str) -> dict[str, Any]:
     max_subtasks = int(limit.group(1)) if limit else 12
     current = tag(human, "current_plan")
     if current and current.strip() not in ("", "none"):
-        return revise_plan(json.loads(current), tag(human, "feedback"), workers)
+        failed = {a.get("subtask", ""): body for a, body in tag_blocks(human, "failure")}
+        return revise_plan(json.loads(current), failed, workers)
     return plan_from_request(tag(human, "request"), tag(human, "feedback"), workers, max_subtasks)
 
 

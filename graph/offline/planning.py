@@ -181,9 +181,10 @@ def report_plan(
     return {"goal": f"A cited report on {topic}: {', '.join(aspects)}.", "subtasks": subtasks}
 
 
-def revise_plan(current: dict[str, Any], feedback: str, workers: list[str]) -> dict[str, Any]:
-    """Revise only the failed subtasks named in the feedback (`- ID: reason` lines)."""
-    failed = dict(re.findall(r"^\s*-\s*([A-Za-z][\w-]*)\b[^:]*:\s*(.+)$", feedback, re.M))
+def revise_plan(
+    current: dict[str, Any], failed: dict[str, str], workers: list[str]
+) -> dict[str, Any]:
+    """Revise only the failed subtasks (id: reason); the reasons are never read as orders."""
     subtasks = []
     for sub in current.get("subtasks", []):
         sub = dict(sub)
