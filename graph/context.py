@@ -136,7 +136,11 @@ class Context:
         metadata={"description": "Stop dispatching past this cost in USD (0: no limit)."},
     )
     worker_timeout_s: float = field(
-        default=120.0, metadata={"description": "Wall-clock limit for one worker attempt."}
+        default=300.0,
+        metadata={
+            "description": "Wall-clock limit for one worker attempt (longer than a stalled "
+            "model request takes to give up: FOREMAN_HTTP_TIMEOUT x (FOREMAN_HTTP_RETRIES + 1))."
+        },
     )
     synthesis_context_tokens: int = field(
         default=6000,

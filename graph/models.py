@@ -175,7 +175,7 @@ def provider_error(role: str, spec: str, model: BaseChatModel, exc: Exception) -
     url = _base_url(model)
     prefix = spec.partition(":")[0].upper().replace("-", "_")
     name = spec.partition(":")[2] or spec
-    tries = f"{http_retries() + 1} tries"
+    tries = f"{http_retries() + 1} {'try' if http_retries() == 0 else 'tries'}"
     detail = " ".join(str(getattr(exc, "message", None) or exc).split())[:240].rstrip(". ")
     key_hint = f"check {prefix}_API_KEY"
     problem, hint = f"{type(exc).__name__}: {detail}", "see the provider's documentation"

@@ -212,3 +212,17 @@ async def test_an_empty_answer_in_a_resume_map_is_asked_again(models, app, threa
     await app.ainvoke(Command(resume={intr.id: None}), thread, context=ctx)
     [again] = pending(app, thread)
     assert again["kind"] == "plan_review" and "not understood" in again["error"]
+
+
+async def test_resume_none_leaves_the_thread_as_it_was(models, app, thread):
+    # LangGraph itself raises on Command(resume=None) (langgraph#7034) before any node runs;
+    # what Foreman can promise is that nothing is lost.
+    ctx = scripted_context(review_plan=True)
+    await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
+    before = app.get_state(thread)
+    with pytest.raises(Exception):  # noqa: B017  (UnboundLocalError today, EmptyInputError once fixed)
+        await app.ainvoke(Command(resume=None), thread, context=ctx)
+    after = app.get_state(thread)
+    assert after.config == before.config and after.interrupts == before.interrupts
+    out = await app.ainvoke(Command(resume={"action": "approve"}), thread, context=ctx)
+    assert out["status"] == "done"
