@@ -222,13 +222,22 @@ def failure_report(state: State) -> str:
 
 
 def new_worker_kinds(state: State, plan: Plan, registry: WorkerRegistry) -> list[str]:
-    """Workers a revision uses that the run's approved plans did not, nor their alternatives.
+    """Tool-using workers a revision brings in that the approved plans did not use.
 
     The rule that keeps worker-originated text from recruiting tools: a revision follows
-    failures whose reasons workers wrote, so it may change objectives freely but brings in a
-    new kind of worker (a code sandbox, a database) only with a person's approval. Approved
-    are the first plan (made from the request) and what a person approved or wrote.
+    failures whose reasons workers wrote, so it may change objectives freely and use workers
+    that are only a model call (`WorkerSpec.uses_tools` False, e.g. `llm`), but a worker
+    that runs code or reads a database, a corpus or the web only if an approved plan (the
+    first, made from the request, or one a person approved or wrote) used it or a worker it
+    is the declared alternative of.
     """
     used = set(state.get("allowed_workers") or [])
     allowed = used | {a for w in used if w in registry for a in registry[w].alternatives}
-    return sorted({s.worker for s in plan.subtasks} - allowed)
+    return sorted(
+        {
+            s.worker
+            for s in plan.subtasks
+            if s.worker not in allowed
+            and (s.worker not in registry or registry[s.worker].uses_tools)
+        }
+    )

@@ -47,6 +47,10 @@ class WorkerSpec:
     """The worker subgraph: `{"input": WorkerInput}` in, `output`/`usage`/`model` out."""
     tool: Tool | None = None
     """Instead of a subgraph: `await tool(input, context)` returns the output (no model)."""
+    uses_tools: bool = True
+    """Whether the worker does more than ask a model: runs code, reads a database, a corpus or
+    the web. A plan revision brings in such a worker only with a person's approval (worker
+    text drives revisions); False for workers that are one model call with no tools."""
     blocking_findings: Callable[[dict[str, Any]], list[str]] | None = None
     """For reviewers: the findings of a valid output that must be fixed before its dependents
     run. Non-empty makes the subtask `changes_requested`, and the planner adds a fix round."""
@@ -148,6 +152,7 @@ def default_registry() -> WorkerRegistry:
             ),
             WorkerSpec(
                 name="writer",
+                uses_tools=False,
                 capability="writing",
                 description="writes a report section from the outputs of its inputs, "
                 "keeping their citations",
@@ -159,6 +164,7 @@ def default_registry() -> WorkerRegistry:
             ),
             WorkerSpec(
                 name="llm",
+                uses_tools=False,
                 capability="general",
                 description="a general-purpose model for anything else: analysis, "
                 "comparison, drafting, answering from its inputs",
@@ -180,6 +186,7 @@ def default_registry() -> WorkerRegistry:
             ),
             WorkerSpec(
                 name="review",
+                uses_tools=False,
                 capability="review",
                 description="reviews the results of its inputs (code or text) against the "
                 "objective and criteria and returns findings; a review that requests changes "
@@ -203,6 +210,7 @@ def default_registry() -> WorkerRegistry:
             ),
             WorkerSpec(
                 name="classify",
+                uses_tools=False,
                 capability="customer service",
                 description="triages a customer's message (put the message verbatim in the "
                 "objective): intent, urgency, and the order numbers and emails it contains",
@@ -223,6 +231,7 @@ def default_registry() -> WorkerRegistry:
             ),
             WorkerSpec(
                 name="policy",
+                uses_tools=False,
                 capability="customer service",
                 description="finds the written customer-service rules that apply to a "
                 "request and quotes them word for word",
@@ -233,6 +242,7 @@ def default_registry() -> WorkerRegistry:
             ),
             WorkerSpec(
                 name="response",
+                uses_tools=False,
                 capability="customer service",
                 description="drafts the reply to the customer from lookup and policy results, "
                 "applying the rules to the order facts",
