@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AEGRA_STAMP := .aegra/venv/.installed
 EXAMPLES ?= report support
+# Two workers, a test module each at a time (modules share session fixtures such as servers).
+PYTEST_ARGS ?= -n 2 --dist loadfile
 export LANGSMITH_TRACING ?= false
 export LANGGRAPH_CLI_NO_ANALYTICS ?= 1
 export LANGGRAPH_NO_VERSION_CHECK ?= true
@@ -36,7 +38,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy
 
 test: $(STAMP) data lint $(AEGRA_STAMP) ## Lint, type-check and run every test (PostgreSQL, Redis)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 $(AEGRA_STAMP): deploy/aegra/requirements.txt pyproject.toml | $(STAMP)
 	$(BIN)/python deploy/aegra/cluster.py install

@@ -92,6 +92,11 @@ SETTINGS_KEY = "foreman_settings"
 THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
+def say(text: str) -> None:
+    """Print one status line, never wrapped (people grep for it; tests match it)."""
+    console.print(text, soft_wrap=True, highlight=False)
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print an error and return the `Exit` to raise."""
     err.print(f"[red]error:[/] {message}", highlight=False)

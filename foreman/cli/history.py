@@ -29,6 +29,7 @@ from foreman.cli.common import (
     remove_run_folder,
     require_run,
     resumed_context,
+    say,
     thread_settings,
 )
 from foreman.cli.running import stream_run
@@ -54,7 +55,9 @@ def threads(
 
     rows = _run_or_exit(_threads(checked(db), limit))
     table = Table("thread", "updated", "status", "request")
-    table.columns[2].no_wrap = True
+    for column in table.columns[:3]:  # ids and statuses whole; the request gives way
+        column.no_wrap = True
+    table.columns[3].overflow = "ellipsis"
     for row in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated_at))
         table.add_row(row.thread_id, when, row.status, row.request[:70])
@@ -77,7 +80,7 @@ async def _delete(db: str, thread_ids: list[str]) -> None:
             async with thread_lock(db, tid):
                 dropped = await housekeeping.delete_thread(app_graph.checkpointer, store, tid)
             files = ", its audit files" if remove_run_folder(tid) else ""
-            console.print(f"deleted {tid} ({dropped} stored outputs no other thread used{files})")
+            say(f"deleted {tid} ({dropped} stored outputs no other thread used{files})")
 
 
 @app.command()
@@ -132,7 +135,7 @@ def expire(
     max_age = _seconds(age, "--older-than")
     gone = _run_or_exit(_expire(checked(db), max_age, dry_run))
     verb = "would delete" if dry_run else "deleted"
-    console.print(f"{verb} {len(gone)} run(s) older than {age}: {' '.join(gone) or '-'}")
+    say(f"{verb} {len(gone)} run(s) older than {age}: {' '.join(gone) or '-'}")
 
 
 async def _gc(db: str, grace_s: float, dry_run: bool) -> dict[str, int]:
@@ -161,10 +164,10 @@ def gc(
     grace_s = _seconds(grace, "--grace")
     gone = _run_or_exit(_gc(checked(db), grace_s, dry_run))
     if dry_run:
-        console.print(f"{len(gone)} deleted run(s) left stored outputs: {' '.join(gone) or '-'}")
+        say(f"{len(gone)} deleted run(s) left stored outputs: {' '.join(gone) or '-'}")
         return
     dropped = sum(gone.values())
-    console.print(f"dropped {dropped} stored output(s) of {len(gone)} deleted run(s)")
+    say(f"dropped {dropped} stored output(s) of {len(gone)} deleted run(s)")
 
 
 async def _values(db: str, thread: str) -> dict[str, Any]:
@@ -201,7 +204,7 @@ def show(
         sys.stdout.write(text)
     else:
         out.write_text(text, encoding="utf-8")
-        console.print(f"wrote {out}")
+        say(f"wrote {out}")
 
 
 async def _rerun(
@@ -220,11 +223,9 @@ async def _rerun(
             raise UsageError(str(exc)) from exc
         ctx, changed = resumed_context(thread_settings(fork.base), {}, models)
         base_id = fork.base.config["configurable"]["checkpoint_id"]
-        console.print(
-            f"forking {thread} at checkpoint {base_id}; running again: {', '.join(fork.subtasks)}"
-        )
+        say(f"forking {thread} at checkpoint {base_id}; running again: {', '.join(fork.subtasks)}")
         if changed:
-            console.print("with changed settings: " + "; ".join(changed))
+            say("with changed settings: " + "; ".join(changed))
         await fork_for_rerun(app_graph, fork, why=" ".join(models))
         return await stream_run(app_graph, store, thread, None, ctx, **opts)
 

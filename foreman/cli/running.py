@@ -36,6 +36,7 @@ from foreman.cli.common import (
     resumed_context,
     run_config,
     run_folder,
+    say,
     thread_settings,
 )
 from foreman.display import Progress
@@ -94,7 +95,7 @@ async def _expire_by_ttl(app_graph: Any, store: BaseStore) -> None:
     for tid in gone:
         remove_run_folder(tid)
     if gone:
-        console.print(f"expired {len(gone)} thread(s) older than {ttl} (FOREMAN_THREAD_TTL)")
+        say(f"expired {len(gone)} thread(s) older than {ttl} (FOREMAN_THREAD_TTL)")
 
 
 async def _start(
@@ -129,7 +130,7 @@ async def _resume(
         if not snapshot.next and not snapshot.tasks and not pending:
             status = values.get("status")
             if status in ("done", "over_budget"):
-                console.print(f"Run {thread} has already finished ({status}).")
+                say(f"Run {thread} has already finished ({status}).")
                 return EXIT_OK
             err.print(
                 f"[red]Run {thread} ended {status}[/]: {values.get('error') or 'no reason kept'}."
@@ -139,7 +140,7 @@ async def _resume(
             return EXIT_FAILED
         ctx, changed = resumed_context(thread_settings(snapshot), overrides, models)
         if changed:
-            console.print("resuming with changed settings: " + "; ".join(changed))
+            say("resuming with changed settings: " + "; ".join(changed))
         payload: Any = None
         if answer is None and pending:
             print_interrupts(console, thread, pending)
@@ -202,22 +203,22 @@ async def stream_run(
             break
         print_interrupts(console, thread, pending)
         if not interactive:
-            console.print(f"Audit trail so far: {folder}/audit.md")
+            say(f"Audit trail so far: {folder}/audit.md")
             return EXIT_WAITING
         answers = {intr.id: ask_in_terminal(intr.value, console.input) for intr in pending}
         if any(a is None for a in answers.values()):
-            console.print(f"Left paused. Audit trail so far: {folder}/audit.md")
+            say(f"Left paused. Audit trail so far: {folder}/audit.md")
             return EXIT_WAITING
         payload = Command(resume=answers)
     console.rule("[bold]Answer")
     console.print(Markdown(values.get("answer") or "(no answer)"))
     total = audit.total_usage(values)
     console.rule()
-    console.print(
+    say(
         f"status [bold]{values.get('status')}[/] · thread {thread} · "
         f"{total['input_tokens']}+{total['output_tokens']} tokens · ${total['cost_usd']:.4f}"
     )
-    console.print(f"Audit trail: {folder}/audit.md and audit.json (also: foreman show {thread})")
+    say(f"Audit trail: {folder}/audit.md and audit.json (also: foreman show {thread})")
     if values.get("error"):
         err.print(f"[red]error:[/] {values['error']}", highlight=False)
     return EXIT_OK if values.get("status") in ("done", "over_budget") else EXIT_FAILED
@@ -311,10 +312,9 @@ def run(
     except ModelConfigError as exc:
         raise fail(f"configuration error: {redact(str(exc))}") from exc
     _note_unused_judge(ctx, model or [])
-    console.print(
+    say(
         f"thread [bold]{thread}[/] · planner {ctx.planner_model} · workers "
-        f"{ctx.worker_model} · db {redact(db)}",
-        highlight=False,
+        f"{ctx.worker_model} · db {redact(db)}"
     )
     payload = {"request": clean_text(request)}
     if sender:

@@ -20,7 +20,8 @@ from graph import Context, build_graph
 from tests.conftest import HEAT_PUMPS
 
 PG_ADMIN = os.environ.get("FOREMAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-PG_DB = "foreman_housekeeping_test"
+# One database per pytest-xdist worker: tests empty it, so workers must not share one.
+PG_DB = f"foreman_housekeeping_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 PG_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "store")
 
 
