@@ -37,11 +37,15 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) data lint $(AEGRA_STAMP) ## Lint, type-check and run every test (PostgreSQL, Redis)
+test: ## Lint, type-check and run every test (PostgreSQL, Redis)
+	@# two jobs: the two virtualenvs install side by side, lint runs while Aegra's installs
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-$(AEGRA_STAMP): deploy/aegra/requirements.txt pyproject.toml | $(STAMP)
-	$(BIN)/python deploy/aegra/cluster.py install
+test-setup: $(STAMP) data lint $(AEGRA_STAMP)
+
+$(AEGRA_STAMP): deploy/aegra/requirements.txt pyproject.toml
+	$(PYTHON) deploy/aegra/cluster.py install  # stdlib only: needs no .venv
 
 aegra-install: $(AEGRA_STAMP) ## Create .aegra/venv: Aegra (needs Python >= 3.12) and Foreman
 
@@ -65,4 +69,4 @@ graph: $(STAMP) ## Print the graph as Mermaid
 clean: ## Remove the virtualenv and local run data
 	rm -rf $(VENV) .aegra .foreman .langgraph_api data/support/shop.sqlite
 
-.PHONY: help install demo data lint test bench dev graph clean aegra-install aegra-up test-aegra
+.PHONY: help install demo data lint test test-setup bench dev graph clean aegra-install aegra-up test-aegra
