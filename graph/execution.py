@@ -159,8 +159,14 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             on_worker = 0
             feedback = problems
             continue
-        status = {"accept": "accepted", "clarify": "needs_clarification"}.get(verdict, "failed")
+        status = {
+            "accept": "accepted",
+            "clarify": "needs_clarification",
+            "not_found": "not_found",
+        }.get(verdict, "failed")
         error = None if verdict in ("accept", "clarify") else redact("; ".join(problems))
+        if verdict == "not_found":
+            error = redact(str((output or {}).get("error") or "nothing found on the objective"))
         if verdict == "accept" and spec.blocking_findings and output is not None:
             # A sound review that found problems: kept, but its dependents wait for fixes.
             if blocking := spec.blocking_findings(output):

@@ -38,14 +38,23 @@ def parse_plan(raw: object) -> Plan:
 def check_plan(plan: Plan, workers: Collection[str], max_subtasks: int) -> None:
     """Raise `PlanError` unless the plan is runnable.
 
-    Rejects empty plans, plans over `max_subtasks` (checked first, on its own: nothing else
-    about an oversized plan is worth the time), duplicate ids, unknown workers, dependencies
-    on ids that do not exist, self-dependencies and cycles. Linear in the plan's size.
+    A direct answer or a decline needs its `answer` and no subtasks. A plan: rejects empty
+    plans, plans over `max_subtasks` (checked first, on its own: nothing else about an
+    oversized plan is worth the time), duplicate ids, unknown workers, dependencies on ids
+    that do not exist, self-dependencies and cycles. Linear in the plan's size.
     """
     problems: list[str] = []
     subtasks = plan.subtasks
+    if plan.approach != "plan":
+        if not plan.answer.strip():
+            problems.append(f"approach {plan.approach} needs the `answer` text")
+        if subtasks:
+            problems.append(f"approach {plan.approach} takes no subtasks; use approach plan")
+        if problems:
+            raise PlanError(problems)
+        return
     if not subtasks:
-        raise PlanError(["the plan has no subtasks"])
+        raise PlanError(["the plan has no subtasks (or answer directly: approach direct)"])
     if len(subtasks) > max_subtasks:
         raise PlanError([f"the plan has {len(subtasks)} subtasks; the limit is {max_subtasks}"])
     counts = Counter(s.id for s in subtasks)

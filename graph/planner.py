@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
             r["status"] == "failed" for r in (state.get("results") or {}).values()
         )
         failures = failure_report(state) if revising else ""
+        sources = await asyncio.to_thread(describe_sources, ctx.corpus_dir)
         feedback = state.get("plan_feedback", "")
         system = SystemMessage(
             render("planner", workers=registry.describe(), max_subtasks=ctx.max_subtasks)
@@ -70,6 +72,8 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                 render(
                     "planner_request",
                     request=untrusted(clean_text(state["request"])),
+                    sender="yes" if state.get("sender") else "no",
+                    sources=sources,
                     feedback=untrusted(notes.strip()),
                     failures=failures,
                     current_plan=json.dumps(current) if revising else "none",
@@ -85,6 +89,8 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                     role="planner",
                 )
                 usage = add_usage(usage, call_usage)
+                if revising and proposal.approach != "plan":
+                    raise PlanError(["a revision keeps the accepted subtasks: approach plan"])
                 check_plan(proposal, registry, ctx.max_subtasks)
             except StructuredOutputError as exc:
                 if exc.usage:
@@ -97,6 +103,16 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                 dumped = proposal.model_dump(mode="json")
                 audit.append(
                     event("plan", version=version, attempt=attempt, plan=dumped, revision=revising)
+                )
+                # how much orchestration the request got, and why (`foreman show` lists it)
+                audit.append(
+                    event(
+                        "decision",
+                        approach=proposal.approach,
+                        subtasks=len(proposal.subtasks),
+                        rationale=proposal.rationale,
+                        left_out=proposal.left_out,
+                    )
                 )
                 emit(
                     "plan",
@@ -197,13 +213,33 @@ def fix_round(
 
 def route_after_plan(
     state: State, runtime: Runtime[Context]
-) -> Literal["review_plan", "dispatch", "__end__"]:
-    """End on a planning failure; otherwise review (if asked for, or needed) or dispatch."""
+) -> Literal["review_plan", "dispatch", "synthesize", "__end__"]:
+    """Route a plan: end on failure, answer at once, review (asked for or needed) or run."""
     if state.get("status") == "failed":
         return "__end__"
+    if (state.get("plan") or {}).get("approach", "plan") != "plan":
+        return "synthesize"  # nothing to run: the planner's answer is the answer
     if runtime.context.review_plan or state.get("approval_needed"):
         return "review_plan"
     return "dispatch"
+
+
+def describe_sources(corpus_dir: str) -> str:
+    """The research corpus for the planner: each document's title and characteristic words.
+
+    So the planner can tell a request the documents can answer from one they cannot.
+    """
+    from workers.corpus import load_corpus
+
+    try:
+        corpus = load_corpus(corpus_dir)
+    except (FileNotFoundError, ValueError):
+        return "(no documents)"
+    return "\n".join(
+        f'<document id="{doc}" title="{escape_attr(untrusted(title))}">'
+        f"{untrusted(', '.join(words))}</document>"
+        for doc, (title, words) in corpus.signature().items()
+    )
 
 
 def failure_report(state: State) -> str:

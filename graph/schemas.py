@@ -18,6 +18,11 @@ class Subtask(BaseModel):
     id: SubtaskId
     worker: str = Field(description="Name of the worker from the registry that does this.")
     objective: str = Field(min_length=1, description="What the worker must do, self-contained.")
+    context: str = Field(
+        default="",
+        description="Background the worker should know but its result need not address, "
+        "e.g. the topic of the report a section belongs to.",
+    )
     inputs: list[str] = Field(
         default_factory=list,
         description="Ids of subtasks whose accepted outputs this one needs (its dependencies).",
@@ -44,11 +49,36 @@ class Subtask(BaseModel):
     )
 
 
+Approach = Literal["direct", "plan", "decline"]
+
+
 class Plan(BaseModel):
-    """The orchestrator's task plan: subtasks and their dependencies."""
+    """The orchestrator's decision on a request: answer it, plan subtasks, or decline."""
 
     goal: str = Field(description="The request restated as one concrete goal.")
-    subtasks: list[Subtask] = Field(description="Subtasks; dependencies reference ids.")
+    approach: Approach = Field(
+        default="plan",
+        description="direct: a simple request you can answer completely yourself, now (put "
+        "the whole answer in `answer`, no subtasks); plan: subtasks for the workers (one "
+        "subtask when one worker can do it all); decline: the request cannot be answered with "
+        "these workers and sources (say why in `answer`).",
+    )
+    rationale: str = Field(
+        default="",
+        description="Why this approach and this many subtasks: the parts of the request "
+        "each subtask covers.",
+    )
+    answer: str = Field(
+        default="", description="The answer (direct), or why it cannot be answered (decline)."
+    )
+    subtasks: list[Subtask] = Field(
+        default_factory=list, description="Subtasks (approach plan); inputs reference ids."
+    )
+    left_out: list[str] = Field(
+        default_factory=list,
+        description="Parts of the request this plan does not cover (e.g. over the subtask "
+        "limit), so the answer can say so.",
+    )
 
 
 class Claim(BaseModel):
@@ -63,10 +93,11 @@ class Claim(BaseModel):
 class WorkerStatus(BaseModel):
     """How a worker's attempt ended, common to every worker's output schema."""
 
-    status: Literal["done", "failed", "needs_clarification", "partial"] = Field(
+    status: Literal["done", "failed", "needs_clarification", "partial", "not_found"] = Field(
         default="done",
         description="done; failed (give `error`); needs_clarification (give `question`); "
-        "partial (an intermediate result).",
+        "partial (an intermediate result); not_found (the sources have nothing that addresses "
+        "the objective: say what was not found in `error`, invent nothing).",
     )
     error: str | None = Field(default=None, description="Why the attempt failed.")
     question: str | None = Field(default=None, description="Question for a person, if any.")

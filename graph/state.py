@@ -19,13 +19,16 @@ RecordStatus = Literal[
     "over_budget",
     "changes_requested",
     "rerun",
+    "not_found",
 ]
 # Statuses whose output dependents may consume.
 USABLE = frozenset({"accepted", "supplied", "skipped"})
 # Statuses that end a subtask for this plan version; anything else is re-dispatched.
 # `changes_requested`: a review that ran and asks for fixes; its dependents wait for the
 # fix round the planner adds.
-SETTLED = USABLE | {"over_budget", "changes_requested"}
+# `not_found`: the sources have nothing on the subtask; an honest negative, not a failure to
+# retry or replan. Its dependents do not run, and the answer says what was not found.
+SETTLED = USABLE | {"over_budget", "changes_requested", "not_found"}
 # `rerun`: set on a fork of the thread to run a subtask again (`foreman rerun`).
 
 
@@ -59,7 +62,7 @@ class AttemptRecord(TypedDict):
     """The worker's structured output."""
     error: str | None
     """Provider error, timeout or worker error, if any."""
-    verdict: Literal["accept", "retry", "substitute", "give_up", "clarify"]
+    verdict: Literal["accept", "retry", "substitute", "give_up", "clarify", "not_found"]
     """What the validator decided."""
     feedback: list[str]
     """Validator findings passed back to the next attempt."""
@@ -179,7 +182,8 @@ class OutputState(TypedDict, total=False):
     answer: str
     """The synthesized answer (Markdown)."""
     status: str
-    """done / failed / aborted / over_budget."""
+    """done / partial (some parts could not be answered) / unanswered / failed / aborted /
+    over_budget."""
     error: str | None
     """A person-readable error when the run could not finish."""
     trace: list[dict[str, Any]]

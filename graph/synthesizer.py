@@ -16,8 +16,8 @@ from graph.models import ainvoke_structured_reasking
 from graph.outputs import DEPENDENCY_FIELDS, load_all
 from graph.plan_validation import fingerprints
 from graph.prompts import render, untrusted
-from graph.schemas import Subtask
-from graph.state import USABLE, State, SubtaskRecord
+from graph.schemas import Plan, Subtask
+from graph.state import USABLE, State, SubtaskRecord, Usage, empty_usage
 from graph.text import clip_sentences, estimate_tokens
 from graph.trace import coverage, trace_answer
 from graph.validator import current_plan, current_records
@@ -81,30 +81,149 @@ def _sources(answer: str, corpus_dir: str, outputs: list[dict[str, Any] | None])
     return "\n".join(lines)
 
 
+def _gap_line(sub: Subtask, rec: SubtaskRecord | None) -> str:
+    """One line of what the answer lacks, and why."""
+    what = f"{sub.objective.rstrip('.')} ({sub.id})"
+    if rec is None:
+        return f"- {what}: not done (what it needed was not available)"
+    why = rec["error"] or rec["status"]
+    if rec["status"] == "not_found":
+        return f"- {what}: not found: {why}"
+    return f"- {what}: {rec['status']}: {why}"
+
+
+def _status(state: State, plan: Plan, answered: bool, missing: bool) -> str:
+    if state.get("aborted"):
+        return "aborted"
+    if state.get("status") == "over_budget":
+        return "over_budget"
+    if plan.approach == "decline" or not answered:
+        return "unanswered"
+    return "partial" if missing else "done"
+
+
 async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Merge the accepted results into the final answer."""
+    """Write the final answer: the planner's own, the one usable result, or a synthesis.
+
+    A synthesizer model is called only when there is something to merge: a direct answer or
+    a decline is the planner's text, a single result that covers the request is the answer
+    as it is, and when nothing usable was found the answer says so without a model.
+    """
     ctx = runtime.context
     plan = current_plan(state)
-    records = current_records(state, fingerprints(plan))
-    loaded = await load_all(records, fields=DEPENDENCY_FIELDS)
-    records = cast(dict[str, SubtaskRecord], loaded)
-    usable = [
-        (s, records[s.id])
-        for s in plan.subtasks
-        if s.id in records and records[s.id]["status"] in USABLE and records[s.id]["text"]
-    ]
-    # A fix's result stands in for the result it replaces.
-    replaced = {s.replaces for s, _ in usable if s.replaces}
-    usable = [(s, r) for s, r in usable if s.id not in replaced]
-    chosen = [(s, r) for s, r in usable if s.feeds_answer] or usable
-    gaps = [
-        f"- {s.id} ({s.objective}): {records[s.id]['status'] if s.id in records else 'not run'}"
-        f"{' — ' + (records[s.id]['error'] or '') if s.id in records else ''}"
-        for s in plan.subtasks
-        if s.id not in records or records[s.id]["status"] not in ("accepted", "supplied")
-    ]
-    texts, condensed = condense({s.id: r["text"] for s, r in chosen}, ctx.synthesis_context_tokens)
+    records: dict[str, SubtaskRecord] = {}
+    usable: list[tuple[Subtask, SubtaskRecord]] = []
+    chosen: list[tuple[Subtask, SubtaskRecord]] = []
+    gaps = [f"- {part}: left out of the plan" for part in plan.left_out]
+    if plan.approach == "plan":
+        loaded = await load_all(
+            current_records(state, fingerprints(plan)), fields=DEPENDENCY_FIELDS
+        )
+        records = cast(dict[str, SubtaskRecord], loaded)
+        replaced = {s.replaces for s in plan.subtasks if s.replaces}
+        usable = [
+            (s, records[s.id])
+            for s in plan.subtasks
+            if s.id in records and records[s.id]["status"] in USABLE and records[s.id]["text"]
+        ]
+        usable = [(s, r) for s, r in usable if s.id not in replaced]  # a fix stands in for it
+        chosen = [(s, r) for s, r in usable if s.feeds_answer] or usable
+        gaps += [
+            _gap_line(s, records.get(s.id))
+            for s in plan.subtasks
+            if s.id not in replaced
+            and (s.id not in records or records[s.id]["status"] not in ("accepted", "supplied"))
+        ]
     conflicts = find_conflicts([r["output"] for _, r in usable])
+    usage = empty_usage()
+    condensed = False
+    how: str
+    if plan.approach != "plan":
+        how, body = plan.approach, plan.answer.strip()
+    elif not chosen:
+        how, body = "nothing_found", _nothing_found(state["request"], gaps)
+    elif len(chosen) == 1 and not gaps and not conflicts:
+        how, body = "single_result", chosen[0][1]["text"].strip()
+    else:
+        how = "synthesized"
+        body, usage, condensed = await _synthesized(state, ctx, chosen, conflicts, gaps)
+    parts = [body]
+    sources = await asyncio.to_thread(
+        _sources, body, ctx.corpus_dir, [r["output"] for _, r in usable]
+    )
+    if sources:
+        parts.append(f"## Sources\n\n{sources}")
+    status = _status(
+        state, plan, answered=bool(chosen) or plan.approach == "direct", missing=bool(gaps)
+    )
+    if status == "aborted":
+        parts.insert(0, "> **Run aborted** by a reviewer: " + "; ".join(state["aborted"]))
+    elif status == "over_budget":
+        parts.insert(0, "> **Budget reached**: some subtasks were not run; see Gaps.")
+    elif status == "partial":
+        parts.insert(
+            0,
+            "> **Answered in part**: some of what was asked could not be found or done; see Gaps.",
+        )
+    if _offline(state, ctx, how):
+        kinds = {r["worker"] for r in records.values()}
+        found = [v.format(corpus=ctx.corpus_dir) for k, v in SOURCE_KINDS.items() if k in kinds]
+        parts.insert(0, OFFLINE_NOTICE.format(sources="; ".join(found) or "no sources"))
+    answer = "\n\n".join(p for p in parts if p)
+    trace = await asyncio.to_thread(
+        trace_answer,
+        answer,
+        {s.id: r for s, r in usable},
+        [s.model_dump() for s in plan.subtasks],
+        ctx.corpus_dir,
+    )
+    emit("phase", name="answer", how=how, status=status)
+    return {
+        "answer": answer,
+        "trace": trace,
+        "status": status,
+        "usage": {ctx.synthesizer_model: usage} if usage["calls"] else {},
+        "audit": [
+            event(
+                "synthesis",
+                how=how,
+                model_called=how == "synthesized",
+                results=[s.id for s, _ in chosen],
+                conflicts=len(conflicts),
+                condensed=condensed,
+                status=status,
+                traced=coverage(trace)["share"],
+            )
+        ],
+    }
+
+
+def _offline(state: State, ctx: Context, how: str) -> bool:
+    """Whether the offline provider wrote this answer (it says so at the top)."""
+    used = set(state.get("usage") or {})
+    if how == "synthesized":
+        used.add(ctx.synthesizer_model)
+    return any(spec.split(":")[0] == "offline" for spec in used)
+
+
+def _nothing_found(request: str, gaps: list[str]) -> str:
+    """The answer when no result can be used: what was asked and what could not be found."""
+    lines = "\n".join(gaps) or "- no part of it could be done"
+    return (
+        "# Not answered\n\nNothing that answers this request could be found or done:\n\n"
+        f"{lines}\n\nNo answer is given rather than one that is not about what you asked."
+    )
+
+
+async def _synthesized(
+    state: State,
+    ctx: Context,
+    chosen: list[tuple[Subtask, SubtaskRecord]],
+    conflicts: list[str],
+    gaps: list[str],
+) -> tuple[str, Usage, bool]:
+    """Ask the synthesizer model to merge the chosen results; (markdown, usage, condensed)."""
+    texts, condensed = condense({s.id: r["text"] for s, r in chosen}, ctx.synthesis_context_tokens)
     results = "\n".join(
         f'<result id="{s.id}" worker="{r["worker"]}" title="{untrusted(_title(s, r))}">\n'
         f"{untrusted(texts[s.id])}\n</result>"
@@ -122,7 +241,7 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                     request=untrusted(state["request"]),
                     results=results,
                     conflicts="\n".join(conflicts),
-                    gaps="\n".join(gaps),
+                    gaps=untrusted("\n".join(gaps)),
                 )
             ),
         ],
@@ -130,44 +249,4 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         method=ctx.structured_output_method,
         role="synthesizer",
     )
-    parts = [report.markdown.strip()]
-    sources = await asyncio.to_thread(
-        _sources, report.markdown, ctx.corpus_dir, [r["output"] for _, r in usable]
-    )
-    if sources:
-        parts.append(f"## Sources\n\n{sources}")
-    status = "done"
-    if state.get("aborted"):
-        status = "aborted"
-        parts.insert(0, "> **Run aborted** by a reviewer: " + "; ".join(state["aborted"]))
-    elif state.get("status") == "over_budget":
-        status = "over_budget"
-        parts.insert(0, "> **Budget reached**: some subtasks were not run; see Gaps.")
-    if ctx.synthesizer_model.split(":")[0] == "offline":
-        kinds = {r["worker"] for r in records.values()}
-        found = [v.format(corpus=ctx.corpus_dir) for k, v in SOURCE_KINDS.items() if k in kinds]
-        parts.insert(0, OFFLINE_NOTICE.format(sources="; ".join(found) or "no sources"))
-    answer = "\n\n".join(p for p in parts if p)
-    trace = await asyncio.to_thread(
-        trace_answer,
-        answer,
-        {s.id: r for s, r in usable},
-        [s.model_dump() for s in plan.subtasks],
-        ctx.corpus_dir,
-    )
-    return {
-        "answer": answer,
-        "trace": trace,
-        "status": status,
-        "usage": {ctx.synthesizer_model: usage},
-        "audit": [
-            event(
-                "synthesis",
-                results=[s.id for s, _ in chosen],
-                conflicts=len(conflicts),
-                condensed=condensed,
-                status=status,
-                traced=coverage(trace)["share"],
-            )
-        ],
-    }
+    return report.markdown.strip(), usage, condensed

@@ -20,7 +20,7 @@ from graph.state import USABLE, State, SubtaskRecord, Usage
 from workers.base import WorkerInput
 from workers.registry import WorkerSpec
 
-AttemptVerdict = Literal["accept", "retry", "substitute", "give_up", "clarify"]
+AttemptVerdict = Literal["accept", "retry", "substitute", "give_up", "clarify", "not_found"]
 NextStep = Literal["dispatch", "plan", "clarify", "escalate", "synthesize"]
 
 
@@ -32,6 +32,8 @@ async def check_output(
     Returns the problems (empty means acceptable) and the judge's usage by model.
     """
     status = output.get("status", "done")
+    if status == "not_found":  # an honest negative: nothing to check, nothing invented
+        return [], {}
     if status == "failed":
         return [f"the worker reported failure: {output.get('error') or 'no reason given'}"], {}
     if status == "needs_clarification":
@@ -54,6 +56,7 @@ async def check_output(
                 render(
                     "judge_request",
                     objective=untrusted(sub.objective),
+                    context=untrusted(sub.context),
                     criteria="; ".join(untrusted(c) for c in sub.acceptance_criteria),
                     output=untrusted(spec.render(output)),
                 )
@@ -73,9 +76,13 @@ def decide(
     alternatives_left: bool,
     ctx: Context,
 ) -> AttemptVerdict:
-    """Route one attempt: accept, retry with feedback, substitute a worker, ask, or give up."""
+    """Route one attempt: accept, retry with feedback, substitute a worker, ask, or give up.
+
+    A worker that found nothing on its objective says so (`not_found`): that is kept as the
+    subtask's outcome, not retried.
+    """
     if not problems:
-        return "accept"
+        return "not_found" if (output or {}).get("status") == "not_found" else "accept"
     if output is not None and output.get("status") == "needs_clarification":
         return "clarify"
     if attempts_on_worker < ctx.max_attempts:

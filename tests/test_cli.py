@@ -25,7 +25,7 @@ def test_run_prints_answer_and_audit_trail(cli, tmp_path):
     shown = cli("show", "t1", "--format", "json")
     assert json.loads(shown.output)["plan_version"] == 1
     md = cli("show", "t1", "--format", "md").output
-    assert "## Plan v1" in md and "verdict **retry**" in md and "## Usage by model" in md
+    assert "## Plan v1" in md and "verdict **accept**" in md and "## Usage by model" in md
     assert "t1" in cli("threads").output
 
 
@@ -144,8 +144,8 @@ def test_resume_after_a_kill_between_saved_writes_and_the_next_checkpoint(
 
 
 def test_an_escalation_shows_why_and_takes_a_retry(cli, models):
-    models["worker"].on("Section", "running costs", {"status": "failed", "error": "too thin"})
-    models["worker"].on("Answer", "running costs", {"status": "failed", "error": "too thin"})
+    models["worker"].on("Section", "section on running", {"status": "failed", "error": "too thin"})
+    models["worker"].on("Answer", "section on running", {"status": "failed", "error": "too thin"})
     paused = cli("run", REQUEST, "--thread", "x1", "--no-ask", "--model", "worker=scripted:worker")
     assert paused.exit_code == 3
     assert "w2 (llm) failed: the worker reported failure: too thin" in paused.output

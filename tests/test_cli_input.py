@@ -129,7 +129,7 @@ def test_a_corpus_with_a_fifo_and_unreadable_files_is_read_without_them(
     (corpus / "mem.md").symlink_to("/proc/self/mem")  # a regular file that cannot be read
     result = cli("run", "Write a report on heat pump running costs", "--corpus", str(corpus),
                  "--thread", "c1", "--quiet", "--no-ask")  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.exit_code in (0, 5), result.output  # 5: aspects one document cannot cover
     assert "running-costs#p" in result.output
 
     from workers.corpus import load_corpus

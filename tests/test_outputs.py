@@ -47,6 +47,10 @@ async def test_a_run_with_a_store_keeps_outputs_out_of_state_and_answers_the_sam
     assert stowed["answer"] == inline["answer"]
     assert not any(r.get("refs") for r in inline["results"].values())
     for sid, rec in stowed["results"].items():
+        big = len(json.dumps(inline["results"][sid]["output"])) > INLINE_MAX_BYTES
+        if not big:  # a small output stays in the checkpoint
+            assert not rec.get("refs") and rec["output"] == inline["results"][sid]["output"]
+            continue
         assert set(rec["refs"]) >= {"output", "attempts/0/output"}, sid
         assert rec["output"] is None and rec["text"] in ("", inline["results"][sid]["text"])
         whole = (await load_all({sid: rec}, store))[sid]
@@ -54,7 +58,7 @@ async def test_a_run_with_a_store_keeps_outputs_out_of_state_and_answers_the_sam
         assert whole["text"] == inline["results"][sid]["text"]
         assert not whole["refs"]
     in_state = len(json.dumps(stowed["results"]))
-    assert in_state < len(json.dumps(inline["results"])) / 4
+    assert in_state < len(json.dumps(inline["results"])) / 2  # records keep ids, usage, verdicts
 
 
 async def test_identical_content_is_stored_once_and_small_fields_stay_inline() -> None:

@@ -290,7 +290,7 @@ def fetch():
     (interrupt,) = state.interrupts
     assert interrupt.value["kind"] == "escalation" and interrupt.value["subtask"] == "net"
     values = await app.ainvoke(Command(resume={"action": "skip"}), thread, context=ctx)
-    assert values["status"] == "done"
+    assert values["status"] == "partial"  # answered without it, and says so
     assert "def slugify" in values["answer"]
     assert "net" in values["answer"]  # listed as a gap
 
@@ -337,5 +337,5 @@ async def test_hostile_code_is_stopped_and_reported(
     assert results["bad"]["status"] == "failed"
     assert reason in (results["bad"]["error"] or ""), results["bad"]["error"]
     values = await app.ainvoke(Command(resume={"action": "skip"}), thread, context=ctx)
-    assert values["status"] == "done"  # the run went on without it
+    assert values["status"] == "partial"  # the run went on without it, and says so
     assert not os.path.exists("/tmp/foreman-escape-test")  # noqa: ASYNC240

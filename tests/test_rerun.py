@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from typing import Any
 
@@ -54,7 +55,9 @@ async def test_rerun_one_subtask_on_another_model_keeps_its_siblings(models) -> 
     # w1 was given r1's output again, read back from the store.
     loaded = await load_all(after["results"], app.store)
     assert loaded["w1"]["attempts"][0]["input"]["dependencies"] == ["r1"]
-    assert loaded["w1"]["text"] and loaded["w1"]["text"].split("\n")[0] in second["answer"]
+    # every statement of the new w1 is in the new answer (once: the summary may say it first)
+    statements = re.findall(r"([^.\[\]]{20,}\.) \[", loaded["w1"]["text"])
+    assert statements and all(s.strip() in second["answer"] for s in statements)
 
     # The original branch is still in the thread's history, answer and all.
     history = [s async for s in app.aget_state_history(config)]

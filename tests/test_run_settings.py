@@ -71,8 +71,8 @@ def test_rerun_goes_on_with_the_runs_settings(models: Any, cli: Any) -> None:
 
 def test_rerun_on_a_paused_thread_and_at_a_given_checkpoint(models: Any, cli: Any) -> None:
     models["w"] = models["worker"]  # `scripted:w` is the same scripted model
-    models["w"].on("Section", "running costs", {"status": "failed", "error": "no"})
-    models["w"].on("Answer", "running costs", {"status": "failed", "error": "no"})
+    models["w"].on("Section", "section on running", {"status": "failed", "error": "no"})
+    models["w"].on("Answer", "section on running", {"status": "failed", "error": "no"})
     paused = cli("run", HEAT_PUMPS, "--thread", "s4", "--no-ask", "--model", "worker=scripted:w")
     assert paused.exit_code == 3, paused.output  # w2 failed twice, replanned, escalated
     assert "paused" in json.loads(cli("show", "s4", "--format", "json").output)["status"]

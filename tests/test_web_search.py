@@ -215,8 +215,8 @@ async def test_check_rejects_web_ids_not_retrieved_in_this_attempt(searx):
 
 
 def test_breadth_counts_each_url_as_a_document():
-    sources = [{"id": pid, "title": "t", "url": r["url"], "text": "s"} for r, pid in
-               zip(RESULTS, WEB_IDS, strict=True)]  # fmt: skip
+    sources = [{"id": pid, "title": r["title"], "url": r["url"], "text": r["content"]}
+               for r, pid in zip(RESULTS, WEB_IDS, strict=True)]  # fmt: skip
     findings = [
         {"text": "A.", "citations": [WEB_IDS[0]]},
         {"text": "B.", "citations": [WEB_IDS[1]]},
@@ -227,7 +227,13 @@ def test_breadth_counts_each_url_as_a_document():
     assert research.check_findings(two, worker_input(), ctx) == []
     one = {**two, "findings": two["findings"][:1]}
     assert research.check_findings(one, worker_input(), ctx) == [
-        f"all findings come from one document ({WEB_IDS[0]}); cite at least two distinct documents"
+        f"all findings come from one document ({WEB_IDS[0]}); cite at least two distinct "
+        "documents that address the objective"
+    ]
+    # and a result that does not address the objective does not count
+    off = [{**sources[0], "title": "Gardening", "text": "Tomatoes need sun."}, *sources[1:]]
+    assert research.check_findings({**two, "sources": off}, worker_input(), ctx) == [
+        f"finding 1 cites {WEB_IDS[0]!r}, which does not address the objective"
     ]
 
 
@@ -262,14 +268,12 @@ async def test_web_results_alone_answer_when_the_corpus_has_nothing(searx, tmp_p
     assert research.check_findings(output, worker_input(), ctx) == []
 
 
-async def test_nothing_anywhere_asks_and_reports_the_web_error(searx, tmp_path):
+async def test_nothing_anywhere_says_so_and_reports_the_web_error(searx, tmp_path):
     (tmp_path / "doc.md").write_text("# Gardening\n\nTomatoes need sun and water.\n")
     searx.mode = "error"
     output = await run_research(Context(web_search=searx.spec, corpus_dir=str(tmp_path)))
-    assert output["status"] == "needs_clarification"
-    assert output["question"].startswith(
-        "Neither the corpus nor the web search has anything matching"
-    )
+    assert output["status"] == "not_found"
+    assert "and the web search have nothing that addresses" in output["error"]
     assert "Searx API returned an error" in output["web_error"]
 
 

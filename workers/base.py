@@ -71,6 +71,7 @@ def request_prompt(inp: WorkerInput, passages: str = "") -> str:
     return render(
         "worker_request",
         objective=untrusted(sub.objective),
+        context=untrusted(sub.context),
         expected_output=untrusted(sub.expected_output),
         criteria="; ".join(untrusted(c) for c in sub.acceptance_criteria),
         feedback="\n".join(f"- {untrusted(f)}" for f in inp.feedback),

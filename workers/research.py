@@ -17,9 +17,9 @@ from graph.models import ainvoke_structured
 from graph.prompts import render, untrusted
 from graph.schemas import Claim, WorkerStatus
 from graph.state import empty_usage
-from graph.text import STOPWORDS, escape_attr, set_aside_instructions
+from graph.text import STOPWORDS, escape_attr, keywords, overlap, set_aside_instructions
 from workers.base import WorkerInput, WorkerState, request_prompt
-from workers.corpus import load_corpus
+from workers.corpus import RELEVANT, Corpus, load_corpus
 from workers.web_search import WebSearchError, get_web_search, is_web_id
 
 NAME = "research"
@@ -46,8 +46,37 @@ class ResearchState(WorkerState, total=False):
 
 
 def _query(inp: WorkerInput) -> str:
+    """What to search for: the objective and a person's clarification."""
     text = f"{inp.subtask.objective} {inp.clarification or ''}"
     return " ".join(w for w in re.findall(r"[\w\-]+", text) if w.lower() not in STOPWORDS)
+
+
+def _about(inp: WorkerInput) -> list[str]:
+    """What retrieved text must address: the objective, or what a person clarified.
+
+    Words of the subtask's `context` do not count: a section on noise in a report on
+    residential heat pumps must be about noise, whether or not it says "residential".
+    """
+    objective = inp.subtask.objective
+    context = set(re.findall(r"[\w\-]+", inp.subtask.context.lower()))
+    if context:
+        words = re.findall(r"[\w\-]+", objective)
+        rest = " ".join(w for w in words if w.lower() not in context)
+        objective = rest if keywords(rest) else objective
+    return [objective, *([inp.clarification] if inp.clarification else [])]
+
+
+def relevance(corpus: Corpus, inp: WorkerInput, text: str) -> float:
+    """How well `text` addresses the subtask (`Corpus.relevance`, the best of `_about`)."""
+    return max(corpus.relevance(about, text) for about in _about(inp))
+
+
+def addresses(ctx: Context, inp: WorkerInput, text: str) -> float:
+    """`relevance` against the run's corpus; without one (web only), the words' share."""
+    try:
+        return relevance(load_corpus(ctx.corpus_dir), inp, text)
+    except FileNotFoundError:
+        return max(overlap(keywords(about), text) for about in _about(inp))
 
 
 def _wants_breadth(inp: WorkerInput) -> bool:
@@ -55,16 +84,18 @@ def _wants_breadth(inp: WorkerInput) -> bool:
 
 
 def search_corpus(state: ResearchState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Retrieve passages; broaden to more documents when the validator asked for it."""
+    """Retrieve the passages that address the objective (more documents when asked for)."""
     inp = WorkerInput.model_validate(state["input"])
     corpus = load_corpus(runtime.context.corpus_dir)
     query = _query(inp)
+    about = _about(inp)
     hits = (
-        corpus.search(query, k=BROAD_K, per_doc=2)
+        corpus.search(query, k=BROAD_K, per_doc=2, min_relevance=RELEVANT, about=about)
         if _wants_breadth(inp)
-        else corpus.search(query, k=FOCUSED_K)
+        else corpus.search(query, k=FOCUSED_K, min_relevance=RELEVANT, about=about)
     )
-    available = {h.passage.doc for h in corpus.search(query, k=50)}
+    relevant = corpus.search(query, k=50, min_relevance=RELEVANT, about=about)
+    available = {h.passage.doc for h in relevant}
     passages = [
         {
             "id": h.passage.id,
@@ -91,9 +122,11 @@ async def search_web(state: ResearchState, runtime: Runtime[Context]) -> dict[st
         results = await provider.search(_query(inp), k)
     except WebSearchError as exc:
         return {"web_error": str(exc)}
+    corpus = load_corpus(runtime.context.corpus_dir)
     web = [
         {"id": r.id, "doc": r.id, "title": r.title, "text": r.snippet, "url": r.url}
         for r in results
+        if relevance(corpus, inp, f"{r.title} {r.snippet}") >= RELEVANT
     ]
     return {
         "passages": state.get("passages", []) + web,
@@ -101,22 +134,20 @@ async def search_web(state: ResearchState, runtime: Runtime[Context]) -> dict[st
     }
 
 
-def route_after_search(state: ResearchState) -> Literal["extract_findings", "ask_for_terms"]:
-    """Skip the model when retrieval found nothing (the worker asks a question instead)."""
-    return "extract_findings" if state.get("passages") else "ask_for_terms"
+def route_after_search(state: ResearchState) -> Literal["extract_findings", "report_nothing"]:
+    """Skip the model when nothing relevant was retrieved (the worker says so instead)."""
+    return "extract_findings" if state.get("passages") else "report_nothing"
 
 
-def ask_for_terms(state: ResearchState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Nothing matched: ask a person what to search for instead."""
+def report_nothing(state: ResearchState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Nothing retrieved addresses the objective: say so plainly, invent nothing."""
     inp = WorkerInput.model_validate(state["input"])
-    found = (
-        "Neither the corpus nor the web search has anything"
-        if runtime.context.web_search.strip()
-        else "The corpus has nothing"
-    )
+    where = f"the documents in {runtime.context.corpus_dir}"
+    if runtime.context.web_search.strip():
+        where += " and the web search"
     output = ResearchFindings(
-        status="needs_clarification",
-        question=f"{found} matching “{inp.subtask.objective}”. What should I search for instead?",
+        status="not_found",
+        error=f"{where} have nothing that addresses “{inp.subtask.objective.rstrip('.')}”",
     ).model_dump()
     if "web_error" in state:
         output["web_error"] = state["web_error"]
@@ -205,11 +236,22 @@ def check_findings(output: dict[str, Any], inp: WorkerInput, ctx: Context) -> li
                 problems.append(f"finding {i} cites {cite!r}, which does not exist in the corpus")
             elif cite not in retrieved:
                 problems.append(f"finding {i} cites {cite!r}, which was not retrieved for it")
+    # A finding must rest on a passage that addresses the objective; BM25 also ranks
+    # passages that only share a word with it.
+    texts = {
+        s["id"]: f"{s.get('title', '')} {s.get('text', '')}" for s in output.get("sources", [])
+    }
+    texts |= {c: f"{in_corpus[c].title} {in_corpus[c].text}" for c in cited if c in in_corpus}
+    for i, f in enumerate(findings, start=1):
+        for cite in f.get("citations", []):
+            if cite in texts and addresses(ctx, inp, texts[cite]) < RELEVANT:
+                problems.append(f"finding {i} cites {cite!r}, which does not address the objective")
+    # Breadth counts relevant documents only: an off-topic one would meet it by citing noise.
     docs = {_document(c) for c in cited}
     if len(docs) < 2 <= int(output.get("docs_available", 0)):
         problems.append(
-            f"all findings come from one document ({', '.join(docs)}); "
-            "cite at least two distinct documents"
+            f"all findings come from one document ({', '.join(docs)}); cite at least two "
+            "distinct documents that address the objective"
         )
     return problems
 
@@ -219,11 +261,11 @@ def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     builder = StateGraph(ResearchState, context_schema=Context)
     builder.add_node(search_corpus)
     builder.add_node(search_web)
-    builder.add_node(ask_for_terms)
+    builder.add_node(report_nothing)
     builder.add_node(extract_findings)
     builder.add_edge(START, "search_corpus")
     builder.add_edge("search_corpus", "search_web")
     builder.add_conditional_edges("search_web", route_after_search)
-    builder.add_edge("ask_for_terms", END)
+    builder.add_edge("report_nothing", END)
     builder.add_edge("extract_findings", END)
     return builder.compile(name="research", checkpointer=False)

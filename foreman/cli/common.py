@@ -24,7 +24,7 @@ from graph.context import Context, context_from, settings_of
 from graph.models import ModelConfigError, ProviderError, StructuredOutputError
 from graph.redact import redact
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_BUSY = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_BUSY, EXIT_NOT_ANSWERED = 0, 1, 2, 3, 4, 5
 ROLES = {
     "planner": "planner_model",
     "worker": "worker_model",
@@ -38,7 +38,8 @@ app = typer.Typer(
     "by default (deterministic extractive mode); see README for LLM providers.\n\n"
     "Exit codes: 0 done, 1 failed or aborted (or a provider failed: resumable), 2 bad input "
     "(nothing is changed), 3 paused waiting for an answer, 4 the thread is being run by "
-    "another process.\n\n"
+    "another process, 5 finished without a full answer (partly or not answered: the answer "
+    "says what could not be found or done).\n\n"
     "Providers: a request to a model gives up after FOREMAN_HTTP_TIMEOUT seconds (default "
     "60) and is retried FOREMAN_HTTP_RETRIES times (default 1); then the run stops, "
     "resumable, with what failed.",

@@ -18,6 +18,7 @@ from rich.markdown import Markdown
 from foreman import threads as housekeeping
 from foreman.cli.common import (
     EXIT_FAILED,
+    EXIT_NOT_ANSWERED,
     EXIT_OK,
     EXIT_WAITING,
     DbOption,
@@ -129,9 +130,9 @@ async def _resume(
         # `next` omits tasks whose writes were saved before a crash; `tasks` has them.
         if not snapshot.next and not snapshot.tasks and not pending:
             status = values.get("status")
-            if status in ("done", "over_budget"):
+            if status in ("done", "over_budget", "partial", "unanswered"):
                 say(f"Run {thread} has already finished ({status}).")
-                return EXIT_OK
+                return exit_code(str(status))
             err.print(
                 f"[red]Run {thread} ended {status}[/]: {values.get('error') or 'no reason kept'}."
                 f" Nothing is left to resume; start it again with `foreman run`.",
@@ -221,7 +222,14 @@ async def stream_run(
     say(f"Audit trail: {folder}/audit.md and audit.json (also: foreman show {thread})")
     if values.get("error"):
         err.print(f"[red]error:[/] {values['error']}", highlight=False)
-    return EXIT_OK if values.get("status") in ("done", "over_budget") else EXIT_FAILED
+    return exit_code(str(values.get("status")))
+
+
+def exit_code(status: str) -> int:
+    """The exit code of a run that ended with `status`."""
+    if status in ("done", "over_budget"):
+        return EXIT_OK
+    return EXIT_NOT_ANSWERED if status in ("partial", "unanswered") else EXIT_FAILED
 
 
 def _note_unused_judge(ctx: Context, models: list[str]) -> None:

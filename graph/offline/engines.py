@@ -16,6 +16,8 @@ from typing import Any
 from graph.offline.planning import plan_from_request, revise_plan
 from graph.text import keywords, overlap, sentences, tag, tag_blocks
 
+SENTENCE_RELEVANCE = 0.2
+TITLE_WEIGHT = 0.6
 _CITED = re.compile(r"(?P<text>[^\[\]\n]+?)\s*(?P<cites>(?:\[[^\[\]\s]+\]\s*)+)")
 
 
@@ -28,11 +30,20 @@ def plan(system: str, human: str) -> dict[str, Any]:
     if current and current.strip() not in ("", "none"):
         failed = {a.get("subtask", ""): body for a, body in tag_blocks(human, "failure")}
         return revise_plan(json.loads(current), failed, workers)
-    return plan_from_request(tag(human, "request"), tag(human, "feedback"), workers, max_subtasks)
-
-
-def _query_terms(human: str) -> list[str]:
-    return keywords(tag(human, "objective") + " " + tag(human, "clarification"))
+    documents = tag_blocks(tag(human, "sources"), "document")
+    vocabulary = (
+        {t for attrs, words in documents for t in keywords(f"{attrs.get('title', '')} {words}")}
+        if "<sources>" in human
+        else None  # a prompt without the block: nothing to check against
+    )
+    return plan_from_request(
+        tag(human, "request"),
+        tag(human, "feedback"),
+        workers,
+        max_subtasks,
+        vocabulary=vocabulary,
+        sender=tag(human, "verified_sender") == "yes",
+    )
 
 
 def _weighted(terms: list[str], texts: list[str]) -> Callable[[str], float]:
@@ -50,13 +61,35 @@ def _weighted(terms: list[str], texts: list[str]) -> Callable[[str], float]:
 
 def research_findings(system: str, human: str) -> dict[str, Any]:
     """Extract the sentences of the retrieved passages that address the objective."""
-    terms = _query_terms(human)
     passages = tag_blocks(tag(human, "passages"), "passage")
-    score = _weighted(terms, [s for _, body in passages for s in sentences(body)])
+    texts = [s for _, body in passages for s in sentences(body)]
+    # what a sentence must address: the objective (less the words of its context: a section
+    # on noise is about noise, whatever the report's topic), or what a person clarified
+    context = set(keywords(tag(human, "context")))
+    aims = [keywords(tag(human, "objective")), keywords(tag(human, "clarification"))]
+    aims[0] = [t for t in aims[0] if t not in context] or aims[0]
+    scorers = [_weighted(terms, texts) for terms in aims if terms]
+
+    def score(sentence: str) -> float:
+        return max((s(sentence) for s in scorers), default=0.0)
+
     ranked: list[list[tuple[float, str, str]]] = []
+    all_scores = [score(s) for _, body in passages for s in sentences(body)]
+    # A sentence is kept when it addresses the objective nearly as well as the best one does:
+    # a passage can be on topic while most of its sentences are about something else. Asked
+    # for more documents, each relevant passage's best sentence that addresses it at all.
+    breadth = "distinct documents" in tag(human, "feedback")
+    bar = (
+        SENTENCE_RELEVANCE
+        if breadth
+        else max(SENTENCE_RELEVANCE, 0.5 * max(all_scores, default=0.0))
+    )
     for attrs, body in passages:
-        scored = [(score(s), s, attrs["id"]) for s in sentences(body)]
-        ranked.append(sorted((x for x in scored if x[0] > 0), key=lambda x: -x[0])[:2])
+        # A document whose title is the objective ("How heat pumps work") is about it in
+        # every sentence, whether or not the sentence repeats the title's words.
+        titled = TITLE_WEIGHT * score(attrs.get("title", ""))
+        scored = [(max(score(s), titled), s, attrs["id"]) for s in sentences(body)]
+        ranked.append(sorted((x for x in scored if x[0] >= bar), key=lambda x: -x[0])[:2])
     claims: list[dict[str, Any]] = []
     for depth in range(2):  # best sentence of every passage first, then second-best
         for per_passage in ranked:
@@ -66,9 +99,8 @@ def research_findings(system: str, human: str) -> dict[str, Any]:
     if not claims:
         objective = tag(human, "objective")
         return {
-            "status": "needs_clarification",
-            "question": f"The documents retrieved for “{objective}” do not address it. "
-            "What should I look for instead (other terms, or another aspect)?",
+            "status": "not_found",
+            "error": f"no sentence of the passages retrieved addresses “{objective}”",
             "findings": [],
             "summary": "",
         }
@@ -105,14 +137,17 @@ def section(system: str, human: str) -> dict[str, Any]:
     objective = tag(human, "objective")
     inputs = tag_blocks(tag(human, "inputs"), "input")
     is_summary = "summary" in objective.lower()
-    terms = keywords(objective)
+    context = set(keywords(tag(human, "context")))
+    terms = [t for t in keywords(objective) if t not in context] or keywords(objective)
     chosen: list[tuple[str, list[str]]] = []
     for _, body in inputs:
         statements = _cited_statements(body)
-        if is_summary:
-            chosen.extend(statements[:1])
-        else:  # upstream research is already in relevance order; keep the relevant part
-            chosen.extend([st for st in statements if overlap(terms, st[0]) > 0][:6])
+        if is_summary:  # a key point per section, in brief: not a copy of its sentence
+            chosen.extend((_key_point(t), c) for t, c in statements[:1])
+        else:  # upstream research is already vetted and in relevance order; keep what
+            # names the aspect, else its best statements
+            named = [st for st in statements if overlap(terms, st[0]) > 0]
+            chosen.extend((named or statements)[:6])
     unique = list({t: (t, c) for t, c in reversed(chosen)}.values())[::-1]
     if not unique:
         return {
@@ -124,7 +159,10 @@ def section(system: str, human: str) -> dict[str, Any]:
         }
     paragraphs = [unique[i : i + 3] for i in range(0, len(unique), 3)]
     body = "\n\n".join(
-        " ".join(f"{t}. " + " ".join(f"[{c}]" for c in cites) for t, cites in para).strip()
+        " ".join(
+            f"{t}{'' if t.endswith('…') else '.'} " + " ".join(f"[{c}]" for c in cites)
+            for t, cites in para
+        ).strip()
         for para in paragraphs
     )
     return {
@@ -133,6 +171,22 @@ def section(system: str, human: str) -> dict[str, Any]:
         "markdown": body,
         "claims": [{"text": t, "citations": c} for t, c in unique],
     }
+
+
+_CLAUSE_BREAK = re.compile(r",? (?:which|so|but|because|while|although|whereas|and so) |; | — ")
+KEY_POINT_WORDS = 16
+
+
+def _key_point(sentence: str) -> str:
+    """The gist of a sentence for a summary: its main clause, at most KEY_POINT_WORDS words."""
+    words = sentence.split()
+    for m in _CLAUSE_BREAK.finditer(sentence):
+        head = sentence[: m.start()].split()
+        if 6 <= len(head) < len(words):
+            words = head
+            break
+    short = " ".join(words[:KEY_POINT_WORDS]).rstrip(",;:")
+    return short + ("…" if len(words) > KEY_POINT_WORDS else "")
 
 
 def answer(system: str, human: str) -> dict[str, Any]:
@@ -168,8 +222,10 @@ def report(system: str, human: str) -> dict[str, Any]:
     summary = [r for r in results if r[0].get("title", "").lower() == "summary"]
     body = [r for r in results if r not in summary]
     parts = [f"# {topic[:1].upper() + topic[1:]}"]
+    seen: set[str] = set()  # a statement is said once, in the first section that makes it
     for attrs, text in summary + body:
-        parts.append(f"## {attrs.get('title') or attrs.get('id')}\n\n{text}")
+        if text := _without_repeats(text, seen):
+            parts.append(f"## {attrs.get('title') or attrs.get('id')}\n\n{text}")
     conflicts = tag(human, "conflicts")
     if conflicts:
         parts.append(f"## Possible conflicts between sources\n\n{conflicts}")
@@ -179,11 +235,38 @@ def report(system: str, human: str) -> dict[str, Any]:
     return {"title": topic, "markdown": "\n\n".join(parts)}
 
 
+def _without_repeats(markdown: str, seen: set[str]) -> str:
+    """A section's paragraphs without the statements an earlier section made (`seen`).
+
+    Only cited prose is compared; a section with code in it is kept as it is.
+    """
+    if "```" in markdown:
+        return markdown
+    paragraphs = []
+    for para in markdown.split("\n\n"):
+        kept = []
+        for m in _CITED.finditer(para):
+            key = " ".join(keywords(m.group("text")))
+            if key and key in seen:
+                continue
+            seen.add(key)
+            kept.append(m.group(0).strip())
+        if not _CITED.search(para):  # no cited statements: prose kept as it is
+            kept = [para.strip()]
+        if kept:
+            paragraphs.append(" ".join(kept))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
 def verdict(system: str, human: str) -> dict[str, Any]:
-    """Accept when the output covers enough of the objective's key terms."""
-    terms = keywords(tag(human, "objective"))
+    """Accept when the output covers enough of the objective's key terms (not its context's)."""
+    context = set(keywords(tag(human, "context")))
+    terms = [t for t in keywords(tag(human, "objective")) if t not in context]
     output = tag(human, "output")
-    covered = overlap(terms, output)
+    # what the cited documents are about counts too: a statement cited from
+    # "how-heat-pumps-work" is about how heat pumps work, whatever its own words
+    cited = " ".join(c.replace("-", " ") for c in re.findall(r"\[([\w-]+)#p\d+\]", output))
+    covered = overlap(terms, f"{output} {cited}")
     if covered >= 0.3 or not terms:
         return {"accept": True, "feedback": ""}
     present = set(keywords(output))

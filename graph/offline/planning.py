@@ -114,16 +114,108 @@ def data_plan(request: str) -> dict[str, Any]:
     }
 
 
+# A customer writing about their own order: first person, and the things shops are asked.
+_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|my|me|we|our)\b", re.I)
+_SHOP = re.compile(
+    r"\border\b|\b[A-Z]\d{5}\b|refund|\breturn|deliver|arriv|parcel|package|shipping|"
+    r"charged|invoice|cancel|broken|damaged|replacement|money back",
+    re.I,
+)
+_CODE = re.compile(
+    r"\b(?:write|implement|build|create|code|generate|program|develop)\b.{0,80}?"
+    r"\b(?:function|class|script|program|module|library|code|api|cli|toolkit|unit tests?|"
+    r"python|javascript|typescript|rust|sql query)\b|```",
+    re.I | re.S,
+)
+_QUESTION = re.compile(
+    r"^\s*(?:what|who|whom|when|where|why|how|which|is|are|was|were|do|does|did|can|could|"
+    r"should|will|would)\b|\?\s*$",
+    re.I,
+)
+_REPORT = re.compile(r"\b(?:report|overview|briefing|compare|comparison|sections?|memo)\b", re.I)
+KNOWN_SHARE = 0.5  # of a request's content words the documents must use, to be on their topic
+
+
+def looks_like_support(request: str) -> bool:
+    """A customer's own message about an order or an account, with or without a prefix."""
+    return bool(_FIRST_PERSON.search(request) and _SHOP.search(request))
+
+
+def decline(request: str, why: str) -> dict[str, Any]:
+    """Offline mode cannot answer this: say so, and what would help."""
+    return {
+        "goal": " ".join(request.split())[:200],
+        "approach": "decline",
+        "rationale": why,
+        "answer": f"Offline mode cannot answer this: {why}. Configure a model to go beyond "
+        "that (e.g. `--model planner=openai:gpt-4.1 --model worker=openai:gpt-4.1-mini`, or "
+        "FOREMAN_PLANNER_MODEL and FOREMAN_WORKER_MODEL; README, Providers).",
+        "subtasks": [],
+    }
+
+
+def known_share(request: str, vocabulary: set[str]) -> float:
+    """The share of the request's content words that the documents use."""
+    terms = [t for t in keywords(request) if any(c.isalpha() for c in t)]
+    if not terms:
+        return 0.0
+    return sum(t in vocabulary for t in terms) / len(terms)
+
+
+def question_plan(question: str) -> dict[str, Any]:
+    """One search of the documents; its findings are the answer (no writer, no synthesis)."""
+    text = " ".join(question.split())
+    return {
+        "goal": text,
+        "approach": "plan",
+        "rationale": "One question the documents cover: one research subtask, whose cited "
+        "findings answer it.",
+        "subtasks": [
+            {
+                "id": "answer",
+                "worker": "research",
+                "objective": text,
+                "expected_output": "The sentences of the documents that answer the question.",
+                "acceptance_criteria": ["every finding cites a passage that addresses it"],
+            }
+        ],
+    }
+
+
 def plan_from_request(
-    request: str, feedback: str, workers: list[str], max_subtasks: int
+    request: str,
+    feedback: str,
+    workers: list[str],
+    max_subtasks: int,
+    vocabulary: set[str] | None = None,
+    sender: bool = False,
 ) -> dict[str, Any]:
-    """Route by the kind of request; by default a cited report, researched section by section."""
+    """Decide how to handle a request by its kind, declining what offline mode cannot answer.
+
+    The kinds: a customer's message, a dataset question, code (declined), a short question
+    (one search), a report; anything the documents have nothing on is declined.
+
+    `vocabulary` holds the stemmed words the research documents use (None: unknown, no
+    check); `sender` says whether a verified sender came with the request.
+    """
     lead = _SUPPORT_LEAD.match(request)
-    if lead and SUPPORT_WORKERS <= set(workers):
-        sender = re.search(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", lead.group(0))
-        return support_plan(request[lead.end() :], sender.group(0) if sender else "")
+    if SUPPORT_WORKERS <= set(workers) and (lead or sender or looks_like_support(request)):
+        found = re.search(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", lead.group(0)) if lead else None
+        return support_plan(
+            request[lead.end() :] if lead else request, found.group(0) if found else ""
+        )
     if _DATA.search(request) and "data" in workers:
         return data_plan(request)
+    if _CODE.search(request):
+        return decline(request, "it does not write code (the code worker needs a model)")
+    if vocabulary is not None and known_share(request, vocabulary) < KNOWN_SHARE:
+        return decline(
+            request,
+            "it answers only from its documents and data, and the documents have nothing on this",
+        )
+    if _QUESTION.search(request) and not _REPORT.search(request) and len(request.split()) <= 30:
+        if "research" in workers:
+            return question_plan(request)
     return report_plan(request, feedback, workers, max_subtasks)
 
 
@@ -132,11 +224,17 @@ def report_plan(
 ) -> dict[str, Any]:
     """Outline the request, research each section in parallel, write each, then sum up."""
     topic, aspects = topic_and_aspects(request)
+    # Aspects the request names are what each section must be about, the topic is context;
+    # the default ones are generic lenses, so there the topic itself is what counts.
+    context = topic if aspects else ""
     aspects = _apply_feedback(aspects or list(DEFAULT_ASPECTS), feedback)
     research = "research" if "research" in workers else "llm"
     writer = "writer" if "writer" in workers else "llm"
     per_aspect = 2 if writer != research else 1
-    aspects = aspects[: max(1, (max_subtasks - 1) // per_aspect)]
+    room = (max_subtasks - 1) // per_aspect  # one subtask is the summary
+    if room < 1:  # too few subtasks for sections: one search covering every aspect
+        per_aspect, room = 1, 1
+    aspects = merge_aspects(aspects, room)
     subtasks: list[dict[str, Any]] = []
     sections: list[str] = []
     for i, aspect in enumerate(aspects, start=1):
@@ -145,6 +243,7 @@ def report_plan(
                 "id": f"r{i}",
                 "worker": research,
                 "objective": f"Find evidence on {aspect} of {topic}.",
+                "context": context,
                 "inputs": [],
                 "expected_output": "Findings, each citing the passages it comes from.",
                 "acceptance_criteria": [
@@ -160,6 +259,7 @@ def report_plan(
                     "id": f"w{i}",
                     "worker": writer,
                     "objective": f"Write the report section on {aspect} of {topic}.",
+                    "context": context,
                     "inputs": [f"r{i}"],
                     "expected_output": "A short Markdown section with citations kept.",
                     "acceptance_criteria": ["every statement keeps a citation from its inputs"],
@@ -173,12 +273,32 @@ def report_plan(
                 "worker": writer,
                 "objective": f"Write an executive summary of the report on {topic}, "
                 "one key point per section.",
+                "context": topic,
                 "inputs": sections,
                 "expected_output": "One paragraph, one cited point per section.",
                 "acceptance_criteria": ["covers every section", "keeps citations"],
             }
         )
-    return {"goal": f"A cited report on {topic}: {', '.join(aspects)}.", "subtasks": subtasks}
+    return {
+        "goal": f"A cited report on {topic}: {', '.join(aspects)}.",
+        "approach": "plan",
+        "rationale": f"{len(aspects)} aspect(s) asked for: each researched in parallel"
+        + (", then written up as a section" if per_aspect == 2 else "")
+        + (", and a summary across the sections." if len(sections) > 1 else "."),
+        "subtasks": subtasks,
+    }
+
+
+def merge_aspects(aspects: list[str], groups: int) -> list[str]:
+    """At most `groups` aspects, neighbours merged ("a, b and c") rather than any dropped."""
+    if len(aspects) <= groups:
+        return aspects
+    size = -(-len(aspects) // groups)  # ceiling division
+    merged = []
+    for i in range(0, len(aspects), size):
+        part = aspects[i : i + size]
+        merged.append(", ".join(part[:-1]) + f" and {part[-1]}" if len(part) > 1 else part[0])
+    return merged
 
 
 def revise_plan(
