@@ -55,10 +55,11 @@ aegra-up: $(AEGRA_STAMP) ## Serve Foreman from 2 Aegra instances on one PostgreS
 test-aegra: $(STAMP) data $(AEGRA_STAMP) ## Two Aegra instances, 20 runs, one killed mid-run
 	$(BIN)/python -m pytest -q -s -m aegra tests/test_aegra.py
 
-bench: $(STAMP) ## Scheduling, overhead, durability and plan-check benchmarks; writes bench/results/*.json
+bench: $(STAMP) ## Scheduling, overhead, durability, plan checks, honest answers; writes bench/results/*.json
 	$(BIN)/python -m bench.run $(ARGS)
 	$(BIN)/python -m bench.durability
 	$(BIN)/python -m bench.plan_checks
+	$(BIN)/python -m bench.honesty
 
 dev: $(STAMP) data ## Serve the graph with `langgraph dev` (offline) for LangGraph Studio
 	$(BIN)/langgraph dev --no-browser

@@ -71,6 +71,7 @@ def to_json(state: Mapping[str, Any]) -> str:
         "status",
         "error",
         "plan_version",
+        "plan",
         "plan_history",
         "results",
         "clarifications",
@@ -114,6 +115,34 @@ def _attempt_lines(att: dict[str, Any], max_chars: int | None) -> list[str]:
     return lines
 
 
+ANSWERED = {
+    "direct": "by the planner itself (no workers, no synthesis call)",
+    "decline": "declined by the planner",
+    "single_result": "the one result, as it is (no synthesis call)",
+    "nothing_found": "nothing usable was found: the answer says what is missing",
+    "synthesized": "merged by the synthesizer model",
+}
+
+
+def _decision_lines(events: list[Any]) -> list[str]:
+    """How much orchestration the request got, and how its answer was made."""
+    decisions = [e for e in events if e["kind"] == "decision"]
+    answers = [e for e in events if e["kind"] == "synthesis" and "how" in e["detail"]]
+    lines = []
+    if decisions:
+        d = decisions[-1]["detail"]
+        lines.append(
+            f"- decision: {d.get('approach')}, {d.get('subtasks')} subtask(s)"
+            + (f": {d['rationale']}" if d.get("rationale") else "")
+        )
+        lines += [f"- merged: {m}" for m in d.get("merged") or []]
+        lines += [f"- left out: {p}" for p in d.get("left_out") or []]
+    if answers:
+        how = answers[-1]["detail"]["how"]
+        lines.append(f"- answer: {ANSWERED.get(how, how)}")
+    return lines
+
+
 def to_markdown(state: Mapping[str, Any], max_output_chars: int | None = None) -> str:
     """A readable audit report: plans, subtasks with every attempt, usage, events, answer.
 
@@ -129,6 +158,7 @@ def to_markdown(state: Mapping[str, Any], max_output_chars: int | None = None) -
     ]
     if state.get("error"):
         out.append(f"- error: {state['error']}")
+    out += _decision_lines(state.get("audit") or [])
     if state.get("stopped"):
         out.append(f"- stopped: {state['stopped']}")
     if state.get("settings"):

@@ -18,6 +18,7 @@ from graph.models import StructuredOutputError, ainvoke_structured
 from graph.outputs import load_all
 from graph.plan_validation import PlanError, check_plan, fingerprints
 from graph.prompts import render, untrusted
+from graph.right_sizing import merge_trivial_steps
 from graph.schemas import Plan
 from graph.state import USABLE, State, SubtaskRecord, Usage, add_usage, empty_usage
 from graph.text import clean_text, escape_attr
@@ -92,6 +93,9 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                 if revising and proposal.approach != "plan":
                     raise PlanError(["a revision keeps the accepted subtasks: approach plan"])
                 check_plan(proposal, registry, ctx.max_subtasks)
+                merges: list[str] = []
+                if not revising:  # a revision keeps its accepted subtasks' ids as they are
+                    proposal, merges = merge_trivial_steps(proposal, registry)
             except StructuredOutputError as exc:
                 if exc.usage:
                     usage = add_usage(usage, exc.usage)
@@ -112,6 +116,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                         subtasks=len(proposal.subtasks),
                         rationale=proposal.rationale,
                         left_out=proposal.left_out,
+                        merged=merges,
                     )
                 )
                 emit(

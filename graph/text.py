@@ -20,7 +20,7 @@ STOPWORDS = frozenset(
     this those through to too under until up very was we were what when where which while who
     whom why will with would you your yours write report find evidence section describe explain
     summarize summary give provide about include including cover covering using use based
-    executive key point points per one each short brief
+    executive key point points per one each short brief make makes made get gets got
     """.split()
 )
 
@@ -86,6 +86,23 @@ def keywords(text: str) -> list[str]:
     for stem in stems:
         seen.setdefault(stem, None)
     return list(seen)
+
+
+_HOW_MUCH = re.compile(r"\bhow (?:long|much|many|often|far|big|old|soon)\b", re.I)
+
+
+def without_how_much(text: str) -> str:
+    """A question without the measure words of "how long", "how much"...
+
+    In "how long do heat pumps last" the question is about lasting; "long" asks, it is not
+    what the answer is about.
+    """
+    return _HOW_MUCH.sub("how", text)
+
+
+def query_keywords(text: str) -> list[str]:
+    """`keywords` of a question or objective (see `without_how_much`)."""
+    return keywords(without_how_much(text))
 
 
 def overlap(query_terms: list[str], text: str) -> float:

@@ -172,3 +172,12 @@ async def test_an_answer_too_deep_to_keep_is_asked_again(tmp_path: Path) -> None
         app = build_graph().compile(checkpointer=saver, store=store)
         out = await app.ainvoke(Command(resume={"action": "approve"}), config, context=ctx)
         assert out["status"] == "done"
+
+
+def test_the_code_example_offline_is_refused_before_anything_runs(cli: Any, tmp_path: Path) -> None:
+    result = cli("run", "--example", "code", "--thread", "code1")
+    assert result.exit_code == 2
+    assert (
+        "offline mode does not write code" in result.output and "nothing was run" in result.output
+    )
+    assert thread_count(tmp_path / "cli.sqlite") == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import bm25s
 import Stemmer
 
-from graph.text import keywords
+from graph.text import keywords, query_keywords
 
 SUFFIXES = {".md", ".txt"}
 # A passage addresses a query when it holds this share of the query's distinctive terms,
@@ -143,7 +143,7 @@ class Corpus:
 
     def _counted(self, query: str) -> list[str]:
         """The query terms relevance counts: distinctive ones if any, else all."""
-        terms = [t for t in keywords(query) if any(c.isalpha() for c in t)]
+        terms = [t for t in query_keywords(query) if any(c.isalpha() for c in t)]
         distinctive = [t for t in terms if self._df.get(t, 0) <= COMMON * len(self.passages)]
         return distinctive or terms
 

@@ -17,7 +17,14 @@ from graph.models import ainvoke_structured
 from graph.prompts import render, untrusted
 from graph.schemas import Claim, WorkerStatus
 from graph.state import empty_usage
-from graph.text import STOPWORDS, escape_attr, keywords, overlap, set_aside_instructions
+from graph.text import (
+    STOPWORDS,
+    escape_attr,
+    keywords,
+    overlap,
+    set_aside_instructions,
+    without_how_much,
+)
 from workers.base import WorkerInput, WorkerState, request_prompt
 from workers.corpus import RELEVANT, Corpus, load_corpus
 from workers.web_search import WebSearchError, get_web_search, is_web_id
@@ -48,6 +55,7 @@ class ResearchState(WorkerState, total=False):
 def _query(inp: WorkerInput) -> str:
     """What to search for: the objective and a person's clarification."""
     text = f"{inp.subtask.objective} {inp.clarification or ''}"
+    text = without_how_much(text)
     return " ".join(w for w in re.findall(r"[\w\-]+", text) if w.lower() not in STOPWORDS)
 
 

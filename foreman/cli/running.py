@@ -319,6 +319,20 @@ def run(
         raise fail(str(exc)) from exc
     except ModelConfigError as exc:
         raise fail(f"configuration error: {redact(str(exc))}") from exc
+    if (
+        example is not None
+        and not EXAMPLES[example].offline
+        and "offline"
+        in (
+            ctx.planner_model.split(":")[0],
+            ctx.model_for_worker("code").split(":")[0],
+        )
+    ):
+        raise fail(
+            f"the {example} example needs a model: offline mode does not write code. Give "
+            "one with --model planner=PROVIDER:MODEL --model worker=PROVIDER:MODEL (README, "
+            "Providers); nothing was run"
+        )
     _note_unused_judge(ctx, model or [])
     say(
         f"thread [bold]{thread}[/] · planner {ctx.planner_model} · workers "

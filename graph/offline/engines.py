@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from graph.offline.planning import plan_from_request, revise_plan
-from graph.text import keywords, overlap, sentences, tag, tag_blocks
+from graph.text import keywords, overlap, query_keywords, sentences, tag, tag_blocks
 
 SENTENCE_RELEVANCE = 0.2
 TITLE_WEIGHT = 0.6
@@ -66,7 +66,7 @@ def research_findings(system: str, human: str) -> dict[str, Any]:
     # what a sentence must address: the objective (less the words of its context: a section
     # on noise is about noise, whatever the report's topic), or what a person clarified
     context = set(keywords(tag(human, "context")))
-    aims = [keywords(tag(human, "objective")), keywords(tag(human, "clarification"))]
+    aims = [query_keywords(tag(human, "objective")), query_keywords(tag(human, "clarification"))]
     aims[0] = [t for t in aims[0] if t not in context] or aims[0]
     scorers = [_weighted(terms, texts) for terms in aims if terms]
 
