@@ -102,3 +102,34 @@ def test_same_figures_are_not_conflicts():
             {"text": "Typical air-source heat pump seasonal efficiency is 3.0 in most homes",
              "citations": ["b#p1"]}]  # fmt: skip
     assert find_conflicts([{"findings": same}]) == []
+
+
+def statements(markdown: str) -> list[str]:
+    """The cited statements of an answer, normalised (words only)."""
+    found = re.findall(r"([^\[\]\n]+?)\s*(?:\[[^\[\]\s]+#p\d+\]\s*)+", markdown)
+    return [" ".join(re.findall(r"\w+", s.lower())) for s in found if len(s.split()) >= 4]
+
+
+async def test_the_report_says_each_statement_once_and_the_summary_sums_up(thread):
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    out = await app.ainvoke({"request": DEMO}, thread, context=Context())
+    said = statements(out["answer"])
+    assert len(said) == len(set(said)), [s for s in said if said.count(s) > 1]
+    summary = out["answer"].split("## Summary", 1)[1].split("\n## ", 1)[0]
+    body = out["answer"].split("## Summary", 1)[1].split("\n## ", 1)[1]
+    points = statements(summary)
+    assert len(points) >= 4  # a point per section (five asked for)
+    for point in points:  # in brief: no summary point is a sentence the body repeats
+        assert point not in statements(body)
+        assert len(point.split()) <= 18  # 16 words, as written; "8-12 °C" counts 2 here
+
+
+async def test_over_the_subtask_limit_aspects_are_merged_not_dropped(thread):
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    out = await app.ainvoke({"request": DEMO}, thread, context=Context(max_subtasks=5))
+    plan = app.get_state(thread).values["plan"]
+    assert len(plan["subtasks"]) <= 5 and not plan["left_out"]
+    objectives = " ".join(s["objective"] for s in plan["subtasks"])
+    for aspect in ("how they work", "efficiency", "running costs", "cold-climate", "environment"):
+        assert aspect in objectives, aspect  # every aspect asked for has a subtask
+    assert out["status"] in ("done", "partial")
