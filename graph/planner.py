@@ -13,6 +13,7 @@ from langgraph.runtime import Runtime
 
 from graph.audit import emit, event, with_settings
 from graph.context import Context
+from graph.conversation import answer_message, plan_message, request_of
 from graph.fixes import add_fix_round
 from graph.models import StructuredOutputError, ainvoke_structured
 from graph.outputs import load_all
@@ -25,6 +26,8 @@ from graph.text import clean_text, escape_attr
 from graph.validator import current_records
 from workers.registry import WorkerRegistry
 
+PREVIOUS_ANSWER_CHARS = 2000
+
 
 def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any]]]:
     """Build the planner node for a worker registry."""
@@ -33,14 +36,35 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         """Ask the planner for a plan, check it, and ask again with the problems if invalid.
 
         With failed subtasks in the current plan this is a revision: accepted subtasks are
-        listed so the planner keeps them, and their results are reused. The first call
-        records the run's settings in state, so a resume goes on with them.
+        listed so the planner keeps them, and their results are reused. A new request on a
+        thread (a chat's next message) is planned afresh, with the turn before as context;
+        results whose subtasks come again unchanged are reused. The first call records the
+        run's settings in state, so a resume goes on with them.
         """
-        return with_settings(state, runtime.context, await make_or_revise(state, runtime))
+        request = request_of(state)
+        if not request:
+            error = 'no request: send {"request": "..."} or a human message'
+            said = f"Foreman: {error}."
+            return {
+                "status": "failed",
+                "error": error,
+                "answer": said,
+                "messages": [answer_message(said, "failed")],
+            }
+        new = request != state.get("request")
+        asked: State = {**state, "request": request}
+        previous = previous_turn(state) if new else ""
+        update = await make_or_revise(asked, runtime, new_request=new, previous=previous)
+        if new:
+            update["request"] = request
+        return with_settings(state, runtime.context, update)
 
-    async def make_or_revise(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    async def make_or_revise(
+        state: State, runtime: Runtime[Context], new_request: bool = False, previous: str = ""
+    ) -> dict[str, Any]:
         ctx = runtime.context
-        current = state.get("plan")
+        # a new request starts from no plan: the previous one is context, not a draft
+        current = None if new_request else state.get("plan")
         accepted: list[str] = []
         if current:
             old = Plan.model_validate(current)
@@ -78,6 +102,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                     feedback=untrusted(notes.strip()),
                     failures=failures,
                     current_plan=json.dumps(current) if revising else "none",
+                    previous=previous,
                     accepted=", ".join(accepted) if revising else "",
                 )
             )
@@ -150,6 +175,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                             "source": "replan" if revising else "planner",
                         }
                     ],
+                    "messages": [plan_message(dumped)] if proposal.approach == "plan" else [],
                     "plan_feedback": "",
                     "replans": state.get("replans", 0) + (1 if revising else 0),
                     "usage": {ctx.planner_model: usage},
@@ -162,12 +188,14 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
             f"the planner did not produce a valid plan in {ctx.max_plan_attempts} attempts; "
             f"last problems: {'; '.join(problems)}"
         )
+        said = f"Foreman could not plan this request: {error}."
         return {
             "usage": {ctx.planner_model: usage},
             "audit": audit,
             "status": "failed",
             "error": error,
-            "answer": f"Foreman could not plan this request: {error}.",
+            "answer": said,
+            "messages": [answer_message(said, "failed")],
         }
 
     return plan
@@ -227,6 +255,19 @@ def route_after_plan(
     if runtime.context.review_plan or state.get("approval_needed"):
         return "review_plan"
     return "dispatch"
+
+
+def previous_turn(state: State) -> str:
+    """The request and answer before this one, for a chat's follow-up (data, shortened)."""
+    if not state.get("answer"):
+        return ""
+    answer = state["answer"]
+    if len(answer) > PREVIOUS_ANSWER_CHARS:
+        answer = answer[:PREVIOUS_ANSWER_CHARS] + " …"
+    return (
+        f"<asked>{untrusted(str(state.get('request') or ''))}</asked>\n"
+        f"<answered>{untrusted(answer)}</answered>"
+    )
 
 
 def describe_sources(corpus_dir: str) -> str:

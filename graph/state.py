@@ -6,6 +6,9 @@ import operator
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal, NotRequired
 
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
 # pydantic builds the JSON schema Studio renders as the input form only from
 # typing_extensions.TypedDict on Python < 3.12.
 from typing_extensions import TypedDict
@@ -165,12 +168,15 @@ def sum_usage_by_model(
     return merged
 
 
-class InputState(TypedDict):
-    """What a caller sends: `{"request": "..."}`."""
+class InputState(TypedDict, total=False):
+    """What a caller sends: `{"request": "..."}`, or a chat's `{"messages": [...]}`."""
 
     request: str
     """The user's request, in plain language."""
-    sender: NotRequired[str]
+    messages: Annotated[list[AnyMessage], add_messages]
+    """The conversation, as chat clients send it: the last human message is the request.
+    The plan and the answer are added as AI messages."""
+    sender: str
     """The verified email of the person the request is from (e.g. the account a support
     ticket came from, as your system authenticated it). Customer data is read for this
     identity only, never for an address written in the request."""
@@ -188,6 +194,8 @@ class OutputState(TypedDict, total=False):
     """A person-readable error when the run could not finish."""
     trace: list[dict[str, Any]]
     """Where each statement of the answer came from: subtasks and cited passages."""
+    messages: Annotated[list[AnyMessage], add_messages]
+    """The conversation, with the answer as its last AI message."""
 
 
 class State(InputState, total=False):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from graph.audit import emit, event
 from graph.conflicts import find_conflicts
 from graph.context import Context
+from graph.conversation import answer_message
 from graph.models import ainvoke_structured_reasking
 from graph.outputs import DEPENDENCY_FIELDS, load_all
 from graph.plan_validation import fingerprints
@@ -180,6 +181,7 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     emit("phase", name="answer", how=how, status=status)
     return {
         "answer": answer,
+        "messages": [answer_message(answer, status)],
         "trace": trace,
         "status": status,
         "usage": {ctx.synthesizer_model: usage} if usage["calls"] else {},

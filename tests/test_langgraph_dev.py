@@ -150,8 +150,28 @@ async def test_studio_reads_the_input_and_output_forms(client: LangGraphClient) 
     schemas = await client.assistants.get_schemas(assistant["assistant_id"])
     assert schemas["input_schema"] is not None
     assert schemas["output_schema"] is not None
-    assert set(schemas["input_schema"]["properties"]) == {"request", "sender"}
-    assert {"answer", "status", "error"} <= set(schemas["output_schema"]["properties"])
+    assert set(schemas["input_schema"]["properties"]) == {"request", "messages", "sender"}
+    assert {"answer", "status", "error", "messages"} <= set(schemas["output_schema"]["properties"])
+
+
+async def test_a_chat_sends_messages_and_gets_the_answer_as_the_last_ai_message(
+    client: LangGraphClient, dev_server: DevServer, new_thread: Callable[[], Awaitable[str]]
+) -> None:
+    """What LangGraph's chat clients send: `{"messages": [...]}`, two turns on one thread."""
+    thread_id = await new_thread()
+    first = {"messages": [{"type": "human", "content": HEAT_PUMPS}]}
+    await run_to_end(client, dev_server, thread_id, input=first, context=OFFLINE)
+    state = await client.threads.get_state(thread_id)
+    messages = state["values"]["messages"]
+    assert [m["type"] for m in messages] == ["human", "ai", "ai"]
+    assert messages[-1]["content"] == state["values"]["answer"]
+    assert state["values"]["status"] == "done"
+    second = {"messages": [{"type": "human", "content": "What is 2+2?"}]}
+    await run_to_end(client, dev_server, thread_id, input=second, context=OFFLINE)
+    values = (await client.threads.get_state(thread_id))["values"]
+    assert [m["type"] for m in values["messages"]] == ["human", "ai", "ai", "human", "ai"]
+    assert values["request"] == "What is 2+2?" and values["status"] == "unanswered"
+    assert "Offline mode cannot answer this" in values["messages"][-1]["content"]
 
 
 async def test_assistants_run_with_their_own_context(

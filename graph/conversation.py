@@ -1,0 +1,48 @@
+"""The chat side of a run: the request a conversation asks, and the messages a run adds.
+
+Chat clients (LangGraph Studio's chat, Agent Chat UI) send `{"messages": [...]}` and show the
+AI messages that come back; API and CLI callers send `{"request": "..."}`. Both work: the
+request is the last human message when the conversation ends with one (a run always ends
+with its answer as an AI message, so a trailing human message is new input), else
+`request`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+PLAN_MESSAGE = "foreman-plan"
+ANSWER_MESSAGE = "foreman-answer"
+
+
+def _text(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = [p.get("text", "") if isinstance(p, dict) else str(p) for p in content]
+    return "\n".join(p for p in parts if p)
+
+
+def request_of(state: Mapping[str, Any]) -> str:
+    """What is asked: a trailing human message, else `request` ('' when neither)."""
+    messages = state.get("messages") or []
+    if messages and isinstance(messages[-1], HumanMessage):
+        return _text(messages[-1]).strip()
+    return str(state.get("request") or "").strip()
+
+
+def plan_message(plan: Mapping[str, Any]) -> AIMessage:
+    """The plan, as a chat shows it: one line per subtask."""
+    lines = [f"Plan ({plan.get('approach', 'plan')}): {plan.get('goal', '')}"]
+    for sub in plan.get("subtasks") or []:
+        needs = f" (after {', '.join(sub['inputs'])})" if sub.get("inputs") else ""
+        lines.append(f"- {sub['id']} · {sub['worker']}{needs}: {sub['objective']}")
+    return AIMessage(content="\n".join(lines), name=PLAN_MESSAGE)
+
+
+def answer_message(answer: str, status: str) -> AIMessage:
+    """The answer, as the conversation's last AI message."""
+    return AIMessage(content=answer, name=ANSWER_MESSAGE, response_metadata={"status": status})
