@@ -43,7 +43,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
 
 from bench.foreman_runs import bench_context  # noqa: E402
 from bench.simulation import DAGS, PLANS, BenchChatModel, dag_plan  # noqa: E402
-from foreman.checkpointers import is_postgres, open_persistence  # noqa: E402
+from foreman.checkpointers import open_persistence  # noqa: E402
+from foreman.databases import is_postgres  # noqa: E402
 from graph import build_graph  # noqa: E402
 from graph.models import register_provider, unregister_provider  # noqa: E402
 from graph.outputs import load_all, referenced_keys  # noqa: E402

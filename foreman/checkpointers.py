@@ -6,10 +6,8 @@ large worker outputs are kept once by content (`graph.outputs`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -18,25 +16,9 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore
 from langgraph.store.postgres.aio import AsyncPostgresStore
 
+from foreman.databases import is_postgres, sqlite_path
 from foreman.savers import KeepsOutputsInStep, PostgresSaver, SqliteSaver
 from foreman.stores import SqliteStore
-
-DEFAULT_DB = "sqlite:.foreman/foreman.sqlite"
-
-
-def default_db() -> str:
-    """The database the CLI uses when `--db` is not given."""
-    return os.environ.get("FOREMAN_DB", DEFAULT_DB)
-
-
-def is_postgres(db: str) -> bool:
-    """Whether `db` is a PostgreSQL URL."""
-    return db.startswith(("postgres://", "postgresql://"))
-
-
-def sqlite_path(db: str) -> Path:
-    """The file of a `sqlite:PATH` spec (a bare path is accepted too)."""
-    return Path(db.removeprefix("sqlite:")).expanduser()
 
 
 @asynccontextmanager

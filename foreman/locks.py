@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from foreman.checkpointers import is_postgres, sqlite_path
+from foreman.databases import is_postgres, sqlite_path
 
 
 class ThreadBusy(RuntimeError):

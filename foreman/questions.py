@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 
+from foreman.errors import UsageError
 from graph.models import ModelConfigError, load_chat_model
 from graph.review import CLARIFICATION, ESCALATION, PLAN_REVIEW, explain
 from graph.schemas import RetrySubtask
@@ -19,10 +20,6 @@ PAYLOADS: dict[str, TypeAdapter[Any]] = {
     "clarification": CLARIFICATION,
     "escalation": ESCALATION,
 }
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed, exit code 2."""
 
 
 def pending_interrupts(snapshot: Any) -> list[Any]:

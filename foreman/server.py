@@ -20,7 +20,8 @@ from contextlib import asynccontextmanager
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
-from foreman.checkpointers import default_db, is_postgres, open_persistence, open_store
+from foreman.checkpointers import open_persistence, open_store
+from foreman.databases import default_db, is_postgres
 
 
 def server_db() -> str:

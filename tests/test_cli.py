@@ -157,3 +157,20 @@ def test_an_escalation_shows_why_and_takes_a_retry(cli, models):
     assert done.exit_code == 0, done.output
     shown = json.loads(cli("show", "x1", "--format", "json").output)
     assert [a["model"] for a in shown["results"]["w2"]["attempts"]] == ["offline"]
+
+
+def test_the_cli_starts_without_langgraph_or_the_models():
+    """`foreman --help` needs the commands' options only; LangGraph and the models load
+    when a command runs (they take seconds to import)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom foreman.cli import app\n"
+        "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'langgraph', 'langchain_core', 'openai', 'bm25s', 'psycopg', 'pandas'})\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -55,7 +55,8 @@ from typing import Any
 
 import pytest
 
-from foreman.checkpointers import is_postgres, open_checkpointer, sqlite_path
+from foreman.checkpointers import open_checkpointer
+from foreman.databases import is_postgres, sqlite_path
 from graph import build_graph
 from tests.support import crash_child, sim
 from tests.support.crash_child import DAG

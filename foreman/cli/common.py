@@ -1,4 +1,8 @@
-"""What the `foreman` commands share: the Typer app, options, exit codes, and opening a run."""
+"""What the `foreman` commands share: the Typer app, options, exit codes, and opening a run.
+
+LangGraph, the models and the workers are imported inside the functions that use them: a
+command's options are all `foreman --help` needs, and importing the rest takes seconds.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,18 @@ import traceback
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from langgraph.errors import GraphRecursionError
-from langgraph.store.base import BaseStore
 from rich.console import Console
 
-from foreman.checkpointers import open_persistence
+from foreman.errors import UsageError
 from foreman.locks import ThreadBusy
-from foreman.questions import UsageError
 from graph.context import Context, context_from, settings_of
-from graph.models import ModelConfigError, ProviderError, StructuredOutputError
 from graph.redact import redact
+
+if TYPE_CHECKING:
+    from langgraph.store.base import BaseStore
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_BUSY, EXIT_NOT_ANSWERED = 0, 1, 2, 3, 4, 5
 ROLES = {
@@ -137,7 +140,7 @@ def checked(db: str | None, *threads: str) -> str:
 
     Raises the `Exit` of a usage error (code 2) before anything is opened.
     """
-    from foreman.checkpointers import default_db
+    from foreman.databases import default_db
 
     try:
         for thread in threads:
@@ -218,7 +221,7 @@ def model_overrides(models: list[str]) -> dict[str, Any]:
 
 def check_models(ctx: Context) -> None:
     """Resolve every model spec now, so a bad one is refused before a thread exists."""
-    from graph.models import load_chat_model
+    from graph.models import load_chat_model  # raises ModelConfigError
 
     specs = [ctx.planner_model, ctx.worker_model, ctx.synthesizer_model]
     specs += list(ctx.worker_models.values())
@@ -271,6 +274,7 @@ async def open_app(db: str) -> AsyncIterator[tuple[Any, BaseStore]]:
 
     import psycopg
 
+    from foreman.checkpointers import open_persistence
     from graph import build_graph
 
     async with AsyncExitStack() as stack:
@@ -290,6 +294,10 @@ def execute(coro: Any, thread: str) -> None:
 
     Tracebacks only with `--debug`: a person needs what failed and what to do.
     """
+    from langgraph.errors import GraphRecursionError
+
+    from graph.models import ModelConfigError, ProviderError, StructuredOutputError
+
     resume = f"foreman resume {thread}"
     try:
         code = asyncio.run(coro)

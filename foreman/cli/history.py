@@ -7,12 +7,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 from rich.markdown import Markdown
 
-from foreman import threads as housekeeping
+from foreman.ages import parse_age
 from foreman.cli.common import (
     EXIT_USAGE,
     DbOption,
@@ -25,24 +26,17 @@ from foreman.cli.common import (
     err,
     execute,
     fail,
-    open_app,
-    remove_run_folder,
-    require_run,
-    resumed_context,
     say,
-    thread_settings,
 )
-from foreman.cli.running import stream_run
-from foreman.locks import thread_lock
-from foreman.questions import UsageError
-from foreman.rerun import RerunError, find_base, fork_for_rerun
-from graph import audit
+from foreman.errors import UsageError
 from graph.redact import redact
 
 
-async def _threads(db: str, limit: int) -> list[housekeeping.ThreadInfo]:
-    async with open_app(db) as (app_graph, _store):
-        return await housekeeping.list_threads(app_graph, app_graph.checkpointer, limit)
+def _records() -> ModuleType:
+    """The commands' work (`foreman.cli.records`), imported when a command runs."""
+    from foreman.cli import records
+
+    return records
 
 
 @app.command()
@@ -53,7 +47,7 @@ def threads(
     """List runs with their status and last update, newest first."""
     from rich.table import Table
 
-    rows = _run_or_exit(_threads(checked(db), limit))
+    rows = _run_or_exit(_records().threads(checked(db), limit))
     table = Table("thread", "updated", "status", "request")
     for column in table.columns[:3]:  # ids and statuses whole; the request gives way
         column.no_wrap = True
@@ -72,44 +66,22 @@ def _run_or_exit(coro: Any) -> Any:
         raise fail(redact(str(exc))) from exc
 
 
-async def _delete(db: str, thread_ids: list[str]) -> None:
-    async with open_app(db) as (app_graph, store):
-        for tid in thread_ids:
-            await require_run(app_graph, db, tid)
-        for tid in thread_ids:
-            async with thread_lock(db, tid):
-                dropped = await housekeeping.delete_thread(app_graph.checkpointer, store, tid)
-            files = ", its audit files" if remove_run_folder(tid) else ""
-            say(f"deleted {tid} ({dropped} stored outputs no other thread used{files})")
-
-
 @app.command()
 def delete(
     thread: Annotated[list[str], typer.Argument(help="Thread id(s) to delete.")],
     db: DbOption = None,
 ) -> None:
     """Delete runs: their checkpoints, the stored outputs no other run uses, their audit files."""
-    execute(_delete(checked(db, *thread), thread), thread[0])
+    execute(_records().delete(checked(db, *thread), thread), thread[0])
 
 
 def _seconds(age: str, option: str) -> float:
     """An age option in seconds; a bad one is a usage error."""
     try:
-        return housekeeping.parse_age(age)
+        return parse_age(age)
     except ValueError as exc:
         err.print(f"[red]error:[/] {option}: {exc}")
         raise typer.Exit(EXIT_USAGE) from exc
-
-
-async def _expire(db: str, max_age_s: float, dry_run: bool) -> list[str]:
-    async with open_app(db) as (app_graph, store):
-        saver = app_graph.checkpointer
-        if dry_run:
-            return await housekeeping.old_threads(saver, max_age_s)
-        gone = await housekeeping.expire_threads(saver, store, max_age_s)
-        for tid in gone:
-            remove_run_folder(tid)
-        return gone
 
 
 @app.command()
@@ -133,15 +105,9 @@ def expire(
         err.print("[red]error:[/] give --older-than AGE (e.g. 7d) or set FOREMAN_THREAD_TTL")
         raise typer.Exit(EXIT_USAGE)
     max_age = _seconds(age, "--older-than")
-    gone = _run_or_exit(_expire(checked(db), max_age, dry_run))
+    gone = _run_or_exit(_records().expire(checked(db), max_age, dry_run))
     verb = "would delete" if dry_run else "deleted"
     say(f"{verb} {len(gone)} run(s) older than {age}: {' '.join(gone) or '-'}")
-
-
-async def _gc(db: str, grace_s: float, dry_run: bool) -> dict[str, int]:
-    async with open_app(db) as (app_graph, store):
-        saver = app_graph.checkpointer
-        return await housekeeping.collect_garbage(saver, store, grace_s, dry_run)
 
 
 @app.command()
@@ -162,20 +128,12 @@ def gc(
     delete; a server with its own savers (Aegra) deletes checkpoints only.
     """
     grace_s = _seconds(grace, "--grace")
-    gone = _run_or_exit(_gc(checked(db), grace_s, dry_run))
+    gone = _run_or_exit(_records().gc(checked(db), grace_s, dry_run))
     if dry_run:
         say(f"{len(gone)} deleted run(s) left stored outputs: {' '.join(gone) or '-'}")
         return
     dropped = sum(gone.values())
     say(f"dropped {dropped} stored output(s) of {len(gone)} deleted run(s)")
-
-
-async def _values(db: str, thread: str) -> dict[str, Any]:
-    async with open_app(db) as (app_graph, store):
-        values = await housekeeping.full_values(app_graph, store, thread)
-        if not values["checkpoints"]:
-            raise UsageError(f"no run with thread id {thread!r} in {db}")
-        return values
 
 
 @app.command()
@@ -195,7 +153,9 @@ def show(
     if format not in ("text", "md", "json"):
         err.print("[red]error:[/] --format must be text, md or json")
         raise typer.Exit(EXIT_USAGE)
-    values = _run_or_exit(_values(checked(db, thread), thread))
+    from graph import audit
+
+    values = _run_or_exit(_records().values(checked(db, thread), thread))
     if format == "text":
         console.print(Markdown(audit.to_markdown(values, max_output_chars=1500)))
         return
@@ -205,29 +165,6 @@ def show(
     else:
         out.write_text(text, encoding="utf-8")
         say(f"wrote {out}")
-
-
-async def _rerun(
-    db: str,
-    thread: str,
-    subtask: str,
-    checkpoint: str | None,
-    models: list[str],
-    opts: dict[str, Any],
-) -> int:
-    async with open_app(db) as (app_graph, store), thread_lock(db, thread):
-        await require_run(app_graph, db, thread)
-        try:
-            fork = await find_base(app_graph, thread, subtask, checkpoint)
-        except RerunError as exc:
-            raise UsageError(str(exc)) from exc
-        ctx, changed = resumed_context(thread_settings(fork.base), {}, models)
-        base_id = fork.base.config["configurable"]["checkpoint_id"]
-        say(f"forking {thread} at checkpoint {base_id}; running again: {', '.join(fork.subtasks)}")
-        if changed:
-            say("with changed settings: " + "; ".join(changed))
-        await fork_for_rerun(app_graph, fork, why=" ".join(models))
-        return await stream_run(app_graph, store, thread, None, ctx, **opts)
 
 
 @app.command()
@@ -256,4 +193,4 @@ def rerun(
     db = checked(db, thread)
     check_durability(durability)
     opts = {"quiet": quiet, "interactive": False, "durability": durability}
-    execute(_rerun(db, thread, subtask, checkpoint, model or [], opts), thread)
+    execute(_records().rerun(db, thread, subtask, checkpoint, model or [], opts), thread)
