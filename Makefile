@@ -29,13 +29,15 @@ demo: $(STAMP) data ## Run the patterns offline: a cited report, then a customer
 
 data: data/support/shop.sqlite ## Create the sample customer-service database
 
-data/support/shop.sqlite: workers/support_sample.py scripts/make_support_db.py | $(STAMP)
+data/support/shop.sqlite: workers/support/sample.py scripts/make_support_db.py | $(STAMP)
 	$(BIN)/python scripts/make_support_db.py --out $@
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and the import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/typecheck_tree.py
 	$(BIN)/mypy
+	cd build/typecheck && PYTHONPATH=$(CURDIR) $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml
 
 test: ## Lint, type-check and run every test (PostgreSQL, Redis)
 	@# two jobs: the two virtualenvs install side by side, lint runs while Aegra's installs
@@ -68,6 +70,6 @@ graph: $(STAMP) ## Print the graph as Mermaid
 	$(BIN)/foreman graph
 
 clean: ## Remove the virtualenv and local run data
-	rm -rf $(VENV) .aegra .foreman .langgraph_api data/support/shop.sqlite
+	rm -rf $(VENV) .aegra .foreman .langgraph_api build data/support/shop.sqlite
 
 .PHONY: help install demo data lint test test-setup bench dev graph clean aegra-install aegra-up test-aegra

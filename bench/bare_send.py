@@ -22,9 +22,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from bench.simulation import Dag, dag_plan
-from graph import Context
-from graph.schemas import Plan
-from workers.base import WorkerInput
+from foreman import Context
+from foreman.core.schemas import Plan
+from foreman.workers.base import WorkerInput
 
 
 class WaveState(TypedDict):

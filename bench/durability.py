@@ -12,7 +12,7 @@ Run from the repository root (about 30 s; `make bench` runs it after the schedul
    ``checkpoint_blobs`` and ``checkpoint_writes``. They are compared with the bytes of
    worker output (the JSON of every attempt's output). Once with the store beside the
    checkpointer (what the CLI does: large outputs stored once by content,
-   ``graph.outputs``), once without (everything inline in state). Target: checkpoint bytes
+   ``graph/outputs.py``), once without (everything inline in state). Target: checkpoint bytes
    ≤ 3x worker output bytes with the store.
 
 2. ``durability``. The same graph with zero-latency workers (so persistence is what is
@@ -43,14 +43,14 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
 
 from bench.foreman_runs import bench_context  # noqa: E402
 from bench.simulation import DAGS, PLANS, BenchChatModel, dag_plan  # noqa: E402
+from foreman import build_graph  # noqa: E402
 from foreman.checkpointers import open_persistence  # noqa: E402
+from foreman.core.models import register_provider, unregister_provider  # noqa: E402
+from foreman.core.schemas import WorkerStatus  # noqa: E402
 from foreman.databases import is_postgres  # noqa: E402
-from graph import build_graph  # noqa: E402
-from graph.models import register_provider, unregister_provider  # noqa: E402
-from graph.outputs import load_all, referenced_keys  # noqa: E402
-from graph.schemas import WorkerStatus  # noqa: E402
-from workers.base import WorkerInput  # noqa: E402
-from workers.registry import WorkerRegistry, WorkerSpec  # noqa: E402
+from foreman.orchestration.outputs import load_all, referenced_keys  # noqa: E402
+from foreman.workers.base import WorkerInput  # noqa: E402
+from foreman.workers.registry import WorkerRegistry, WorkerSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "results" / "durability.json"

@@ -18,9 +18,9 @@ from typing import Any
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from bench.simulation import PLANS
-from graph import Context, build_graph
-from graph.validator import validate
-from workers.registry import WorkerRegistry
+from foreman import Context, build_graph
+from foreman.orchestration.validator import validate
+from foreman.workers.registry import WorkerRegistry
 
 
 def bench_context(plan_key: str, n: int, corpus: str) -> Context:

@@ -32,8 +32,9 @@ from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import Context, build_graph
-from graph.models import load_chat_model
+from foreman import Context, build_graph
+from foreman.core.models import load_chat_model
+from foreman.workers.support.sample import generate
 from tests.support.openai_server import OpenAICompatServer
 from tests.support.request_set import (
     FollowTheSet,
@@ -44,7 +45,6 @@ from tests.support.request_set import (
     run_request,
     wrong_topic_done,
 )
-from workers.support_sample import generate
 
 OUT = Path(__file__).resolve().parent / "results" / "honesty.json"
 SIMPLE = ("trivial", "off-topic")

@@ -16,7 +16,7 @@ from bench.bare_send import bare_graph, run_bare, task_floor_graph, task_span
 from bench.foreman_runs import audit_at, event_window, run_foreman, validate_compute_s
 from bench.repeated_runs import interleaved, med
 from bench.simulation import PLANS, Dag, bench_registry, dag_plan
-from workers.registry import WorkerRegistry
+from foreman.workers.registry import WorkerRegistry
 
 
 async def measure_overhead(

@@ -19,8 +19,8 @@ import statistics
 import time
 from pathlib import Path
 
-from graph.plan_validation import PlanError, check_plan
-from graph.schemas import Plan
+from foreman.core.schemas import Plan
+from foreman.orchestration.plan_validation import PlanError, check_plan
 
 OUT = Path(__file__).resolve().parent / "results" / "plan_checks.json"
 WORKERS = {"llm", "research", "writer"}

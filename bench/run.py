@@ -90,7 +90,7 @@ from bench.overhead import measure_overhead
 from bench.report import OVERHEAD_TARGET, RATIO_TARGET, machine, table, write_result
 from bench.scheduling import measure_dag
 from bench.simulation import DAGS, BenchChatModel, Dag, bench_registry, load_dags
-from graph.models import register_provider, unregister_provider
+from foreman.core.models import register_provider, unregister_provider
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "results" / "latest.json"

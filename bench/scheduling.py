@@ -15,8 +15,8 @@ from bench.bare_send import bare_graph, run_bare, task_span
 from bench.foreman_runs import attempt_window, event_window, run_foreman
 from bench.repeated_runs import interleaved, med
 from bench.simulation import PLANS, Dag, bench_registry, dag_plan
-from graph.plan_validation import critical_path
-from workers.registry import WorkerRegistry
+from foreman.orchestration.plan_validation import critical_path
+from foreman.workers.registry import WorkerRegistry
 
 
 async def measure_dag(

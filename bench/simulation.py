@@ -24,11 +24,11 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.graph import END, START, StateGraph
 
-from graph.offline.model import OfflineChatModel
-from graph.schemas import WorkerStatus
-from graph.state import empty_usage
-from workers.base import WorkerInput, WorkerState
-from workers.registry import WorkerRegistry, WorkerSpec
+from foreman.core.offline.model import OfflineChatModel
+from foreman.core.schemas import WorkerStatus
+from foreman.core.state import empty_usage
+from foreman.workers.base import WorkerInput, WorkerState
+from foreman.workers.registry import WorkerRegistry, WorkerSpec
 
 # A byte-identical copy of the shared reference graphs (`../shared/bench/dags.json` in the
 # maintainers' workspace), kept in the repository because a clone has no `../shared`.

@@ -1,7 +1,7 @@
 """Opens what a `--db` option names: SQLite by default, PostgreSQL by URL.
 
 Each database holds LangGraph's checkpoint tables and, beside them, a LangGraph store where
-large worker outputs are kept once by content (`graph.outputs`).
+large worker outputs are kept once by content (`foreman.orchestration.outputs`).
 """
 
 from __future__ import annotations

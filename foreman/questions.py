@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 
+from foreman.core.models import ModelConfigError, load_chat_model
+from foreman.core.schemas import RetrySubtask
+from foreman.core.text import nesting_depth
 from foreman.errors import UsageError
-from graph.models import ModelConfigError, load_chat_model
-from graph.review import CLARIFICATION, ESCALATION, PLAN_REVIEW, explain
-from graph.schemas import RetrySubtask
-from graph.text import nesting_depth
+from foreman.orchestration.human_review import CLARIFICATION, ESCALATION, PLAN_REVIEW, explain
 
 PAYLOADS: dict[str, TypeAdapter[Any]] = {
     "plan_review": PLAN_REVIEW,

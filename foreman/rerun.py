@@ -18,11 +18,11 @@ from typing import Any
 from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
 
-from graph.audit import event
-from graph.plan_validation import fingerprints
-from graph.schemas import Plan
-from graph.state import SubtaskRecord
-from graph.validator import current_records
+from foreman.core.schemas import Plan
+from foreman.core.state import SubtaskRecord
+from foreman.orchestration.audit import event
+from foreman.orchestration.plan_validation import fingerprints
+from foreman.orchestration.validator import current_records
 
 
 class RerunError(ValueError):

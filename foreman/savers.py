@@ -1,6 +1,6 @@
 """LangGraph's SQLite and PostgreSQL savers, made aware of the outputs kept in the store.
 
-A thread's large worker outputs live in the LangGraph store (`graph.outputs`), registered to
+A thread's large worker outputs live in the LangGraph store (`graph/outputs.py`), registered to
 the thread that stored them. The LangGraph server deletes and copies threads through the
 checkpointer alone (`adelete_thread`, `acopy_thread`), so with the stock savers a deletion
 left the outputs behind and a copy did not register its use of them: deleting the original
@@ -28,8 +28,8 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore
 
-from graph.outputs import forget_thread, share_uses
-from graph.text import nesting_depth, without_nul
+from foreman.core.text import nesting_depth, without_nul
+from foreman.orchestration.outputs import forget_thread, share_uses
 
 
 async def copy_checkpoints(saver: BaseCheckpointSaver, source: str, target: str) -> None:

@@ -5,7 +5,7 @@
 Both live in the database `FOREMAN_DB` names, the same spec as the CLI's `--db`:
 `sqlite:PATH` (default `sqlite:.foreman/foreman.sqlite`, relative to the server's working
 directory) or a `postgresql://` URL. The CLI can then read the threads the server ran, and
-the large worker outputs a checkpoint refers to (`graph.outputs`) sit in the same database.
+the large worker outputs a checkpoint refers to (`graph/outputs.py`) sit in the same database.
 Without `FOREMAN_DB`, a server that was given a PostgreSQL `DATABASE_URI` (LangGraph
 Platform's replicas are) uses that, so replicas share one database instead of each writing
 its own SQLite file.

@@ -9,9 +9,9 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 
-from graph.context import Context, settings_of
-from graph.state import AuditEvent, Usage, sum_usage
-from graph.trace import trace_to_markdown
+from foreman.core.context import Context, settings_of
+from foreman.core.state import AuditEvent, Usage, sum_usage
+from foreman.orchestration.trace import trace_to_markdown
 
 
 def event(kind: str, subtask: str | None = None, **detail: Any) -> AuditEvent:

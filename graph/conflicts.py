@@ -6,7 +6,7 @@ import re
 from itertools import combinations
 from typing import Any
 
-from graph.text import keywords
+from foreman.core.text import keywords
 
 # Ratios (3.0, 4.2) and percentages: the figures sources disagree on in comparable terms.
 # Temperatures, prices and counts mostly describe different situations, not the same fact.

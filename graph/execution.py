@@ -8,19 +8,28 @@ import time
 import warnings
 from typing import Any, Literal, NotRequired, TypedDict
 
-import httpx
-import openai
-
-from graph import outputs
-from graph.audit import emit
-from graph.context import Context
-from graph.models import StructuredOutputError, load_chat_model, provider_error
-from graph.redact import redact
-from graph.schemas import Subtask
-from graph.state import AttemptRecord, SubtaskRecord, Usage, add_usage, empty_usage, sum_usage
-from graph.validator import check_output, decide
-from workers.base import DependencyResult, WorkerInput
-from workers.registry import WorkerRegistry, WorkerSpec
+from foreman.core.context import Context
+from foreman.core.models import (
+    PROVIDER_ERRORS,
+    StructuredOutputError,
+    load_chat_model,
+    provider_error,
+)
+from foreman.core.redact import redact
+from foreman.core.schemas import Subtask
+from foreman.core.state import (
+    AttemptRecord,
+    SubtaskRecord,
+    Usage,
+    add_usage,
+    empty_usage,
+    sum_usage,
+)
+from foreman.orchestration import outputs
+from foreman.orchestration.audit import emit
+from foreman.orchestration.validator import check_output, decide
+from foreman.workers.base import DependencyResult, WorkerInput
+from foreman.workers.registry import WorkerRegistry, WorkerSpec
 
 # Worker subgraphs have no checkpointer of their own (the subtask is the unit of resume).
 # They inherit the run's durability mode, and LangGraph 1.2 then waits, under "sync", for a
@@ -68,7 +77,7 @@ async def _run_worker(
                 )
     except TimeoutError:
         return None, empty_usage(), "-", f"timed out after {ctx.worker_timeout_s:g}s"
-    except (openai.APIError, httpx.HTTPError) as exc:  # a worker calling a client directly
+    except PROVIDER_ERRORS as exc:  # a worker calling a client directly
         spec_name = ctx.model_for_worker(spec.name)
         model = load_chat_model(spec_name)
         raise provider_error(f"{spec.name} worker", spec_name, model, exc) from exc

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from graph.schemas import Plan, Subtask
-from graph.state import SubtaskRecord
+from foreman.core.schemas import Plan, Subtask
+from foreman.core.state import SubtaskRecord
 
 BLOCKING = ("blocker", "major")
 

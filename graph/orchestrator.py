@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from graph.context import Context
-from graph.planner import make_plan, route_after_plan
-from graph.review import (
+from foreman.core.context import Context
+from foreman.core.state import InputState, OutputState, State
+from foreman.orchestration.human_review import (
     clarify,
     escalate,
     make_review_plan,
     route_after_escalation,
     route_after_review,
 )
-from graph.scheduler import make_dispatch
-from graph.state import InputState, OutputState, State
-from graph.synthesizer import synthesize
-from graph.validator import route_after_validation, validate
-from graph.waves import make_worker_node, route_after_dispatch
-from workers.registry import WorkerRegistry, default_registry
+from foreman.orchestration.planner import make_plan, route_after_plan
+from foreman.orchestration.scheduler import make_dispatch
+from foreman.orchestration.synthesizer import synthesize
+from foreman.orchestration.validator import route_after_validation, validate
+from foreman.orchestration.waves import make_worker_node, route_after_dispatch
+from foreman.workers.registry import WorkerRegistry, default_registry
 
 
 def build_graph(

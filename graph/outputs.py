@@ -26,8 +26,8 @@ from typing import Any, cast
 from langgraph.config import get_config, get_store
 from langgraph.store.base import BaseStore, GetOp, Item, PutOp, SearchOp
 
-from graph.state import SubtaskRecord
-from graph.text import without_nul
+from foreman.core.state import SubtaskRecord
+from foreman.core.text import without_nul
 
 OUTPUTS = ("foreman", "outputs")
 USES = ("foreman", "uses")

@@ -10,7 +10,7 @@ from graphlib import CycleError, TopologicalSorter
 
 from pydantic import ValidationError
 
-from graph.schemas import Plan, Subtask
+from foreman.core.schemas import Plan, Subtask
 
 
 class PlanError(ValueError):

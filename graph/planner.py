@@ -11,20 +11,20 @@ from typing import Any, Literal, cast
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
-from graph.audit import emit, event, with_settings
-from graph.context import Context
-from graph.conversation import answer_message, plan_message, request_of
-from graph.fixes import add_fix_round
-from graph.models import StructuredOutputError, ainvoke_structured
-from graph.outputs import load_all
-from graph.plan_validation import PlanError, check_plan, fingerprints
-from graph.prompts import render, untrusted
-from graph.right_sizing import merge_trivial_steps
-from graph.schemas import Plan
-from graph.state import USABLE, State, SubtaskRecord, Usage, add_usage, empty_usage
-from graph.text import clean_text, escape_attr
-from graph.validator import current_records
-from workers.registry import WorkerRegistry
+from foreman.core.context import Context
+from foreman.core.models import StructuredOutputError, ainvoke_structured
+from foreman.core.prompts import render, untrusted
+from foreman.core.schemas import Plan
+from foreman.core.state import USABLE, State, SubtaskRecord, Usage, add_usage, empty_usage
+from foreman.core.text import clean_text, escape_attr
+from foreman.orchestration.audit import emit, event, with_settings
+from foreman.orchestration.conversation import answer_message, plan_message, request_of
+from foreman.orchestration.fixes import add_fix_round
+from foreman.orchestration.outputs import load_all
+from foreman.orchestration.plan_validation import PlanError, check_plan, fingerprints
+from foreman.orchestration.right_sizing import merge_trivial_steps
+from foreman.orchestration.validator import current_records
+from foreman.workers.registry import WorkerRegistry
 
 PREVIOUS_ANSWER_CHARS = 2000
 
@@ -275,7 +275,7 @@ def describe_sources(corpus_dir: str) -> str:
 
     So the planner can tell a request the documents can answer from one they cannot.
     """
-    from workers.corpus import load_corpus
+    from foreman.workers.tools.corpus import load_corpus
 
     try:
         corpus = load_corpus(corpus_dir)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from graph.schemas import Plan, Subtask
+from foreman.core.schemas import Plan, Subtask
 
 
 def merge_trivial_steps(plan: Plan, workers: Mapping[str, Any]) -> tuple[Plan, list[str]]:

@@ -26,13 +26,9 @@ from typing import Any
 from langgraph.func import task
 from langgraph.runtime import Runtime, get_runtime
 
-from graph.audit import emit, event, total_usage, with_settings
-from graph.context import Context
-from graph.execution import Job, execute_subtask
-from graph.outputs import DEPENDENCY_FIELDS
-from graph.plan_validation import fingerprints, start_order
-from graph.schemas import Subtask
-from graph.state import (
+from foreman.core.context import Context
+from foreman.core.schemas import Subtask
+from foreman.core.state import (
     SETTLED,
     USABLE,
     AuditEvent,
@@ -42,8 +38,12 @@ from graph.state import (
     add_usage,
     empty_usage,
 )
-from graph.validator import current_plan, current_records, has_new_answer
-from workers.registry import WorkerRegistry
+from foreman.orchestration.audit import emit, event, total_usage, with_settings
+from foreman.orchestration.execution import Job, execute_subtask
+from foreman.orchestration.outputs import DEPENDENCY_FIELDS
+from foreman.orchestration.plan_validation import fingerprints, start_order
+from foreman.orchestration.validator import current_plan, current_records, has_new_answer
+from foreman.workers.registry import WorkerRegistry
 
 BLOCKED = "blocked"  # internal: a dependency did not succeed; never stored in state
 
@@ -162,7 +162,7 @@ def as_dependency(rec: SubtaskRecord) -> dict[str, Any]:
     keys = ("id", "worker", "status", "text", "output")
     dep: dict[str, Any] = {k: rec[k] for k in keys}  # type: ignore[literal-required]
     refs = {p: k for p, k in (rec.get("refs") or {}).items() if p in DEPENDENCY_FIELDS}
-    if refs:  # loaded by the subtask that needs it (graph.outputs)
+    if refs:  # loaded by the subtask that needs it (foreman.orchestration.outputs)
         dep["refs"] = refs
     return dep
 
@@ -193,7 +193,7 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
 
     async def run_round(state: State, ctx: Context) -> dict[str, Any]:
         if ctx.scheduler == "waves":
-            from graph.waves import plan_wave
+            from foreman.orchestration.waves import plan_wave
 
             return plan_wave(state, ctx)
         plan = current_plan(state)

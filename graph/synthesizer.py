@@ -9,21 +9,21 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from graph.audit import emit, event
-from graph.conflicts import find_conflicts
-from graph.context import Context
-from graph.conversation import answer_message
-from graph.models import ainvoke_structured_reasking
-from graph.outputs import DEPENDENCY_FIELDS, load_all
-from graph.plan_validation import fingerprints
-from graph.prompts import render, untrusted
-from graph.schemas import Plan, Subtask
-from graph.state import USABLE, State, SubtaskRecord, Usage, empty_usage
-from graph.text import clip_sentences, estimate_tokens
-from graph.trace import coverage, trace_answer
-from graph.validator import current_plan, current_records
-from workers.base import citations_in
-from workers.corpus import load_corpus
+from foreman.core.context import Context
+from foreman.core.models import ainvoke_structured_reasking
+from foreman.core.prompts import render, untrusted
+from foreman.core.schemas import Plan, Subtask
+from foreman.core.state import USABLE, State, SubtaskRecord, Usage, empty_usage
+from foreman.core.text import clip_sentences, estimate_tokens
+from foreman.orchestration.audit import emit, event
+from foreman.orchestration.conflicts import find_conflicts
+from foreman.orchestration.conversation import answer_message
+from foreman.orchestration.outputs import DEPENDENCY_FIELDS, load_all
+from foreman.orchestration.plan_validation import fingerprints
+from foreman.orchestration.trace import coverage, trace_answer
+from foreman.orchestration.validator import current_plan, current_records
+from foreman.workers.base import citations_in
+from foreman.workers.tools.corpus import load_corpus
 
 OFFLINE_NOTICE = (
     "> **Offline extractive mode.** Planned and written by rules from what the workers "

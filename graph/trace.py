@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, TypedDict
 
-from graph.text import keywords, sentences
-from workers.corpus import Passage, load_corpus
-from workers.web_search import is_web_id
+from foreman.core.text import keywords, sentences
+from foreman.workers.tools.corpus import Passage, load_corpus
+from foreman.workers.tools.web_search import is_web_id
 
 # Score: the IDF-weighted share of the statement's content words (stemmed, stopwords out)
 # found in one source sentence. Weighting by rarity (BM25's IDF over all the results'

@@ -10,15 +10,15 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 from pydantic import ValidationError
 
-from graph.audit import event
-from graph.context import Context
-from graph.models import ainvoke_structured
-from graph.plan_validation import fingerprints
-from graph.prompts import render, untrusted
-from graph.schemas import Plan, Verdict
-from graph.state import USABLE, State, SubtaskRecord, Usage
-from workers.base import WorkerInput
-from workers.registry import WorkerSpec
+from foreman.core.context import Context
+from foreman.core.models import ainvoke_structured
+from foreman.core.prompts import render, untrusted
+from foreman.core.schemas import Plan, Verdict
+from foreman.core.state import USABLE, State, SubtaskRecord, Usage
+from foreman.orchestration.audit import event
+from foreman.orchestration.plan_validation import fingerprints
+from foreman.workers.base import WorkerInput
+from foreman.workers.registry import WorkerSpec
 
 AttemptVerdict = Literal["accept", "retry", "substitute", "give_up", "clarify", "not_found"]
 NextStep = Literal["dispatch", "plan", "clarify", "escalate", "synthesize"]

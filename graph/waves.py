@@ -13,11 +13,12 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from graph.audit import emit, event, total_usage
-from graph.context import Context
-from graph.execution import Job, execute_subtask
-from graph.plan_validation import fingerprints, start_order
-from graph.scheduler import (
+from foreman.core.context import Context
+from foreman.core.state import USABLE, State
+from foreman.orchestration.audit import emit, event, total_usage
+from foreman.orchestration.execution import Job, execute_subtask
+from foreman.orchestration.plan_validation import fingerprints, start_order
+from foreman.orchestration.scheduler import (
     as_dependency,
     needs_run,
     new_job,
@@ -26,9 +27,8 @@ from graph.scheduler import (
     unrun_record,
     usage_by_model,
 )
-from graph.state import USABLE, State
-from graph.validator import current_plan, current_records
-from workers.registry import WorkerRegistry
+from foreman.orchestration.validator import current_plan, current_records
+from foreman.workers.registry import WorkerRegistry
 
 
 def _todo(state: State) -> tuple[list[Job], list[Job]]:

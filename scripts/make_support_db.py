@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from workers.support_db import connect_readonly, table_counts  # noqa: E402
-from workers.support_sample import DEMO_CASES, generate  # noqa: E402
+from foreman.workers.support.database import connect_readonly, table_counts  # noqa: E402
+from foreman.workers.support.sample import DEMO_CASES, generate  # noqa: E402
 
 DEFAULT_OUT = ROOT / "data" / "support" / "shop.sqlite"
 

@@ -17,8 +17,8 @@ os.environ.update(
     LANGGRAPH_NO_VERSION_CHECK="true",
 )
 
-from graph import Context, build_graph  # noqa: E402
-from graph.models import register_provider, unregister_provider  # noqa: E402
+from foreman import Context, build_graph  # noqa: E402
+from foreman.core.models import register_provider, unregister_provider  # noqa: E402
 from tests.support.scripted import ScriptedChatModel  # noqa: E402
 
 # Fixtures used by several modules: the `langgraph dev` server and its loopback models
@@ -74,7 +74,7 @@ def thread() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def shop_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A freshly generated sample shop database (the one `make data` writes)."""
-    from workers.support_sample import generate
+    from foreman.workers.support.sample import generate
 
     return str(generate(tmp_path_factory.mktemp("shop") / "shop.sqlite"))
 

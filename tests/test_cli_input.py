@@ -132,7 +132,7 @@ def test_a_corpus_with_a_fifo_and_unreadable_files_is_read_without_them(
     assert result.exit_code in (0, 5), result.output  # 5: aspects one document cannot cover
     assert "running-costs#p" in result.output
 
-    from workers.corpus import load_corpus
+    from foreman.workers.tools.corpus import load_corpus
 
     skipped = load_corpus(corpus).skipped
     assert sorted(Path(s.split(":")[0]).name for s in skipped) == [
@@ -152,8 +152,8 @@ async def test_an_answer_too_deep_to_keep_is_asked_again(tmp_path: Path) -> None
     """Through the API a deep answer reaches the saver, whose serializer cannot keep it."""
     from langgraph.types import Command
 
+    from foreman import Context, build_graph
     from foreman.checkpointers import open_persistence
-    from graph import Context, build_graph
 
     deep: dict[str, Any] = {}
     node = deep

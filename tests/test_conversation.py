@@ -7,8 +7,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import Context, build_graph
-from graph.conversation import ANSWER_MESSAGE, PLAN_MESSAGE, request_of
+from foreman import Context, build_graph
+from foreman.orchestration.conversation import ANSWER_MESSAGE, PLAN_MESSAGE, request_of
 
 REPORT = "Write a report on heat pumps: noise and running costs"
 

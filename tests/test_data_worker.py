@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import Context, build_graph
-from graph.context import DEFAULT_DATASETS
+from foreman import Context, build_graph
+from foreman.core.context import DEFAULT_DATASETS
+from foreman.workers.data import PNG_MAGIC
 from tests.conftest import scripted_context
 from tests.support.scripted import ScriptedChatModel
-from workers.analysis import PNG_MAGIC
 
 QUESTION = "Using the dataset heat_pump_trial.csv, what is the average cop by region? Plot a chart."
 

@@ -55,9 +55,9 @@ from typing import Any
 
 import pytest
 
+from foreman import build_graph
 from foreman.checkpointers import open_checkpointer
 from foreman.databases import is_postgres, sqlite_path
-from graph import build_graph
 from tests.support import crash_child, sim
 from tests.support.crash_child import DAG
 

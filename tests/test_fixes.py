@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from graph.fixes import add_fix_round
-from graph.plan_validation import check_plan
-from graph.schemas import Plan
-from workers.registry import default_registry
+from foreman.core.schemas import Plan
+from foreman.orchestration.fixes import add_fix_round
+from foreman.orchestration.plan_validation import check_plan
+from foreman.workers.registry import default_registry
 
 
 def sub(sid: str, worker: str = "code", inputs: list[str] | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from foreman.checkpointers import open_checkpointer
-from foreman.threads import (
+from foreman.housekeeping import (
     collect_garbage,
     delete_thread,
     expire_threads,
@@ -20,7 +20,12 @@ from foreman.threads import (
     last_update,
     list_threads,
 )
-from graph.outputs import OUTPUTS, last_registration, referenced_keys, registered_threads
+from foreman.orchestration.outputs import (
+    OUTPUTS,
+    last_registration,
+    referenced_keys,
+    registered_threads,
+)
 from tests.conftest import HEAT_PUMPS
 from tests.support.persistence import start
 

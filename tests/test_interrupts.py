@@ -186,11 +186,13 @@ async def test_the_same_answer_twice_is_still_an_answer(models, app, thread):
 
 
 async def test_a_rejected_plan_edit_is_checked_once(models, app, thread, monkeypatch):
-    import graph.review
+    import foreman.orchestration.human_review
 
     checked = []
-    real = graph.review.check_plan
-    monkeypatch.setattr(graph.review, "check_plan", lambda *a: checked.append(1) or real(*a))
+    real = foreman.orchestration.human_review.check_plan
+    monkeypatch.setattr(
+        foreman.orchestration.human_review, "check_plan", lambda *a: checked.append(1) or real(*a)
+    )
     ctx = scripted_context(review_plan=True)
     await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
     plan = pending(app, thread)[0]["plan"]

@@ -20,8 +20,8 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from foreman.checkpointers import open_checkpointer, open_persistence, open_store
-from foreman.threads import collect_garbage
-from graph.outputs import OUTPUTS, USES, registered_threads
+from foreman.housekeeping import collect_garbage
+from foreman.orchestration.outputs import OUTPUTS, USES, registered_threads
 from tests.conftest import HEAT_PUMPS
 from tests.support.engine_models import EngineResponder, Hold
 from tests.support.langgraph_dev import DevServer

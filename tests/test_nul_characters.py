@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from langgraph.types import Command
 
+from foreman import Context, build_graph
 from foreman.checkpointers import open_persistence
-from foreman.threads import list_threads
-from graph import Context, build_graph
+from foreman.housekeeping import list_threads
 from tests.support.persistence import pg_url
 
 pytestmark = pytest.mark.postgres

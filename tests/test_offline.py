@@ -4,12 +4,12 @@ import re
 
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import Context, build_graph
-from graph.conflicts import find_conflicts
-from graph.schemas import Subtask
-from workers.base import WorkerInput
-from workers.corpus import RELEVANT, load_corpus
-from workers.research import relevance
+from foreman import Context, build_graph
+from foreman.core.schemas import Subtask
+from foreman.orchestration.conflicts import find_conflicts
+from foreman.workers.base import WorkerInput
+from foreman.workers.research import relevance
+from foreman.workers.tools.corpus import RELEVANT, load_corpus
 
 DEMO = (
     "Write a report on residential heat pumps: how they work, efficiency, running costs, "

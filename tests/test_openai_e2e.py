@@ -19,11 +19,11 @@ import openai
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import Context, build_graph
-from graph.models import ProviderError
-from graph.offline.model import ENGINES
-from graph.prompts import untrusted
-from graph.text import tag
+from foreman import Context, build_graph
+from foreman.core.models import ProviderError
+from foreman.core.offline.model import ENGINES
+from foreman.core.prompts import untrusted
+from foreman.core.text import tag
 from tests.conftest import HEAT_PUMPS
 from tests.support.openai_server import (
     OpenAICompatServer,

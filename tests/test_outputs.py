@@ -10,8 +10,8 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from graph import Context, build_graph
-from graph.outputs import (
+from foreman import Context, build_graph
+from foreman.orchestration.outputs import (
     INLINE_MAX_BYTES,
     OUTPUTS,
     MissingOutput,
@@ -119,7 +119,7 @@ async def test_report12_checkpoint_bytes_stay_within_3x_of_worker_output(
     """The `make bench` size measurement, on SQLite: ≤ 3x with the store, far more without."""
     import bench.durability as bd
     from bench.simulation import PLANS, BenchChatModel, dag_plan, load_dags
-    from graph.models import register_provider, unregister_provider
+    from foreman.core.models import register_provider, unregister_provider
 
     dags = load_dags()
     PLANS["report12"] = dag_plan(dags["report12"], 0.0)

@@ -13,8 +13,8 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from foreman import build_graph
 from foreman.rerun import find_base, fork_for_rerun
-from graph import build_graph
 from tests.conftest import scripted_context
 from tests.support.scripted import ScriptedChatModel
 from tests.support.scripted_http import run_scripted

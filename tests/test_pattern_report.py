@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import Context, build_graph
+from foreman import Context, build_graph
+from foreman.workers.tools.corpus import load_corpus
 from tests.support.scripted import ScriptedChatModel
 from tests.support.scripted_http import run_scripted
-from workers.corpus import load_corpus
 
 REQUEST = "Write a report on heat pumps: efficiency, running costs and noise"
 CITATION = re.compile(r"\[([a-z0-9-]+#p\d+)\]")

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import Context, build_graph
+from foreman import Context, build_graph
+from foreman.workers.support import database as support_db
+from foreman.workers.support.policy import load_policy
 from tests.conftest import scripted_context
 from tests.support.scripted import ScriptedChatModel
 from tests.support.scripted_http import run_scripted
-from workers import support_db
-from workers.policy import load_policy
 
 MARIA = "maria.garcia@example.com"
 RETURN = (

@@ -1,6 +1,7 @@
 import pytest
 
-from graph.plan_validation import (
+from foreman.core.schemas import Plan
+from foreman.orchestration.plan_validation import (
     PlanError,
     check_plan,
     critical_path,
@@ -8,7 +9,6 @@ from graph.plan_validation import (
     parse_plan,
     start_order,
 )
-from graph.schemas import Plan
 
 WORKERS = {"research", "writer", "llm"}
 

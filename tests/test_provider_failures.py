@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from graph.models import load_chat_model
-from graph.offline.model import ENGINES
+from foreman.core.models import load_chat_model
+from foreman.core.offline.model import ENGINES
 from tests.support.openai_server import (
     OpenAICompatServer,
     Reply,

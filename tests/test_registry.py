@@ -3,9 +3,9 @@
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import build_graph
+from foreman import build_graph
+from foreman.workers import registry as reg
 from tests.conftest import scripted_context
-from workers import registry as reg
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import Context, build_graph
+from foreman import Context, build_graph
 from tests.support.openai_server import OpenAICompatServer
 from tests.support.request_set import (
     FollowTheSet,

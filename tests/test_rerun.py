@@ -11,9 +11,9 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
+from foreman import build_graph
+from foreman.orchestration.outputs import load_all
 from foreman.rerun import RerunError, find_base, fork_for_rerun
-from graph import build_graph
-from graph.outputs import load_all
 from tests.conftest import HEAT_PUMPS, scripted_context
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from graph import build_graph
-from graph.right_sizing import merge_trivial_steps
-from graph.schemas import Plan
-from workers.registry import default_registry
+from foreman import build_graph
+from foreman.core.schemas import Plan
+from foreman.orchestration.right_sizing import merge_trivial_steps
+from foreman.workers.registry import default_registry
 
 
 def plan(*subtasks: dict[str, Any]) -> Plan:

@@ -139,7 +139,7 @@ async def test_judge_rejection_is_a_retry(models, app, thread):
 async def test_cost_from_the_price_table_and_cost_budget(
     models, app, thread, tmp_path, monkeypatch
 ):
-    from graph import models as model_module
+    from foreman.core import models as model_module
 
     prices = tmp_path / "prices.json"
     prices.write_text('{"scripted:worker": [100000, 200000], "scripted:planner": [0, 0]}')
@@ -174,7 +174,7 @@ async def test_synthesizer_is_asked_again_after_a_malformed_answer(models, app, 
 
 
 async def test_synthesizer_that_never_answers_well_leaves_the_run_resumable(models, app, thread):
-    from graph.models import StructuredOutputError
+    from foreman.core.models import StructuredOutputError
 
     models["synth"].on("Report", "<request>", {"title": "only a title"})
     ctx = scripted_context(max_synthesis_attempts=2)

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.sandbox import code, processes_with
-from workers import sandbox, sandbox_supervisor
-from workers.sandbox import (
+from foreman.workers import sandbox
+from foreman.workers.sandbox import (
     ALLOW_WEAKER_ENV,
     SIMULATE_MISSING_ENV,
     SandboxLimits,
@@ -28,6 +27,8 @@ from workers.sandbox import (
     run_sandboxed,
     run_sandboxed_sync,
 )
+from foreman.workers.sandbox import supervisor as sandbox_supervisor
+from tests.support.sandbox import code, processes_with
 
 REPORT = isolation_report()
 pytestmark = pytest.mark.skipif(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from foreman.workers.sandbox import SandboxLimits, isolation_report, run_sandboxed
 from tests.support.sandbox import code, processes_with
-from workers.sandbox import SandboxLimits, isolation_report, run_sandboxed
 
 REPORT = isolation_report()
 pytestmark = pytest.mark.skipif(

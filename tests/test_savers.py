@@ -15,10 +15,10 @@ import pytest
 from langgraph.types import Command
 from psycopg.rows import dict_row
 
+from foreman import Context
+from foreman.housekeeping import full_values
+from foreman.orchestration.outputs import OUTPUTS, referenced_keys, registered_threads
 from foreman.savers import PostgresSaver
-from foreman.threads import full_values
-from graph import Context
-from graph.outputs import OUTPUTS, referenced_keys, registered_threads
 from tests.conftest import HEAT_PUMPS
 from tests.support.persistence import pg_url, start
 

@@ -3,7 +3,7 @@
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import build_graph
+from foreman import build_graph
 from tests.conftest import scripted_context
 from tests.support import sim
 
@@ -88,7 +88,7 @@ async def test_failed_dependency_blocks_dependents(models, thread):
     spec = reg["sim"]
     from dataclasses import replace
 
-    from workers.registry import WorkerRegistry
+    from foreman.workers.registry import WorkerRegistry
 
     failing = replace(spec, check=lambda out, inp, c: ["bad"] if inp.subtask.id == "a" else [])
     app = build_graph(WorkerRegistry([failing])).compile(checkpointer=InMemorySaver())
@@ -101,8 +101,8 @@ async def test_failed_dependency_blocks_dependents(models, thread):
 
 
 async def test_tool_workers_run_without_a_subgraph(models, thread):
-    from graph.schemas import WorkerStatus
-    from workers.registry import WorkerRegistry, WorkerSpec
+    from foreman.core.schemas import WorkerStatus
+    from foreman.workers.registry import WorkerRegistry, WorkerSpec
 
     seen = []
 
@@ -129,8 +129,8 @@ async def test_tool_workers_run_without_a_subgraph(models, thread):
 
 
 def test_a_worker_is_a_subgraph_or_a_tool_not_both():
-    from graph.schemas import WorkerStatus
-    from workers.registry import WorkerSpec
+    from foreman.core.schemas import WorkerStatus
+    from foreman.workers.registry import WorkerSpec
 
     base = dict(
         name="w",

@@ -1,4 +1,4 @@
-from graph.state import add_usage, empty_usage, merge_by_key, sum_usage_by_model
+from foreman.core.state import add_usage, empty_usage, merge_by_key, sum_usage_by_model
 
 
 def test_merge_by_key_newer_wins_and_keeps_others():

@@ -39,7 +39,7 @@ async def test_a_batch_cancelled_while_its_begin_was_queued_leaves_the_store_usa
 
         conn.execute = execute
         try:
-            # `abatch`, as `graph.outputs` calls it (`aput` hands over to a batching task,
+            # `abatch`, as `graph/outputs.py` calls it (`aput` hands over to a batching task,
             # which a cancel does not reach).
             op = PutOp(("t",), "cancelled", {"v": 1})
             put = asyncio.create_task(store.abatch([op]))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.support_db import (
+from foreman.workers.support.database import (
     TABLES,
     connect_readonly,
     extract_keys,
@@ -23,7 +23,7 @@ from workers.support_db import (
     lookup,
     table_counts,
 )
-from workers.support_sample import DEMO_CASES, generate
+from foreman.workers.support.sample import DEMO_CASES, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2026, 11, 1)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from graph.offline.model import ENGINES
+from foreman.core.offline.model import ENGINES
 from tests.conftest import HEAT_PUMPS
 from tests.support.openai_server import (
     OpenAICompatServer,

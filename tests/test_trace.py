@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
+from foreman import Context, build_graph
+from foreman.core.state import USABLE
 from foreman.examples import EXAMPLES
-from graph import Context, build_graph
-from graph.state import USABLE
-from graph.trace import (
+from foreman.orchestration.trace import (
     THRESHOLD,
     cited_ids,
     coverage,
@@ -22,8 +22,8 @@ from graph.trace import (
     trace_answer,
     trace_to_markdown,
 )
-from workers.corpus import load_corpus
-from workers.web_search import web_id
+from foreman.workers.tools.corpus import load_corpus
+from foreman.workers.tools.web_search import web_id
 
 DATA = Context().corpus_dir
 OFFLINE: dict[str, Any] = dict(

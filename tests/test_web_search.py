@@ -23,12 +23,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph import Context, build_graph
+from foreman import Context, build_graph
+from foreman.workers import research
+from foreman.workers.base import WorkerInput
+from foreman.workers.tools import web_search
+from foreman.workers.tools.web_search import get_web_search, web_id
 from tests.conftest import scripted_context
 from tests.support.ports import free_port
-from workers import research, web_search
-from workers.base import WorkerInput
-from workers.web_search import get_web_search, web_id
 
 OBJECTIVE = "Research the running costs of residential heat pumps"
 RESULTS = [

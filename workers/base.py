@@ -11,11 +11,11 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from graph.context import Context
-from graph.models import ainvoke_structured
-from graph.prompts import render, untrusted
-from graph.schemas import Subtask
-from graph.state import Usage
+from foreman.core.context import Context
+from foreman.core.models import ainvoke_structured
+from foreman.core.prompts import render, untrusted
+from foreman.core.schemas import Subtask
+from foreman.core.state import Usage
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -11,10 +11,10 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from graph.context import Context
-from graph.schemas import WorkerStatus
-from workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
-from workers.sandbox import SandboxLimits, SandboxUnavailable, run_sandboxed
+from foreman.core.context import Context
+from foreman.core.schemas import WorkerStatus
+from foreman.workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
+from foreman.workers.sandbox import SandboxLimits, SandboxUnavailable, run_sandboxed
 
 NAME = "code"
 # Plugins installed beside Foreman (langsmith's, pytest-socket, ...) are not the component's

@@ -7,9 +7,9 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import Field
 
-from graph.context import Context
-from graph.schemas import WorkerStatus
-from workers.base import WorkerInput, one_call_worker
+from foreman.core.context import Context
+from foreman.core.schemas import WorkerStatus
+from foreman.workers.base import WorkerInput, one_call_worker
 
 NAME = "llm"
 

@@ -13,8 +13,8 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel
 
-from graph.context import Context
-from workers.base import WorkerInput
+from foreman.core.context import Context
+from foreman.workers.base import WorkerInput
 
 Checker = Callable[[dict[str, Any], WorkerInput, Context], list[str]]
 Renderer = Callable[[dict[str, Any]], str]
@@ -125,18 +125,10 @@ def discover_workers() -> list[WorkerSpec]:
 @lru_cache(maxsize=1)
 def default_registry() -> WorkerRegistry:
     """The built-in workers (research, writer, llm) plus discovered ones."""
-    from workers import (
-        analysis,
-        classify,
-        code,
-        llm,
-        lookup,
-        policy,
-        research,
-        response,
-        review,
-        writer,
-    )
+    from foreman.workers import code, llm, research, writer
+    from foreman.workers import data as analysis
+    from foreman.workers import reviewer as review
+    from foreman.workers.support import classify, lookup, policy, response
 
     return WorkerRegistry(
         [

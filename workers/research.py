@@ -12,12 +12,12 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from pydantic import Field
 
-from graph.context import Context
-from graph.models import ainvoke_structured
-from graph.prompts import render, untrusted
-from graph.schemas import Claim, WorkerStatus
-from graph.state import empty_usage
-from graph.text import (
+from foreman.core.context import Context
+from foreman.core.models import ainvoke_structured
+from foreman.core.prompts import render, untrusted
+from foreman.core.schemas import Claim, WorkerStatus
+from foreman.core.state import empty_usage
+from foreman.core.text import (
     STOPWORDS,
     escape_attr,
     keywords,
@@ -25,9 +25,9 @@ from graph.text import (
     set_aside_instructions,
     without_how_much,
 )
-from workers.base import WorkerInput, WorkerState, request_prompt
-from workers.corpus import RELEVANT, Corpus, load_corpus
-from workers.web_search import WebSearchError, get_web_search, is_web_id
+from foreman.workers.base import WorkerInput, WorkerState, request_prompt
+from foreman.workers.tools.corpus import RELEVANT, Corpus, load_corpus
+from foreman.workers.tools.web_search import WebSearchError, get_web_search, is_web_id
 
 NAME = "research"
 FOCUSED_K = 4

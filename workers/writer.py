@@ -7,9 +7,9 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import Field
 
-from graph.context import Context
-from graph.schemas import Claim, WorkerStatus
-from workers.base import WorkerInput, citations_in, one_call_worker
+from foreman.core.context import Context
+from foreman.core.schemas import Claim, WorkerStatus
+from foreman.workers.base import WorkerInput, citations_in, one_call_worker
 
 NAME = "writer"
 

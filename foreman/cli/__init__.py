@@ -26,7 +26,7 @@ def examples() -> None:
 @app.command("graph")
 def draw_graph() -> None:
     """Print the graph as a Mermaid diagram (drawn from the compiled graph)."""
-    from graph import graph as compiled
+    from foreman import graph as compiled
 
     sys.stdout.write(compiled.get_graph().draw_mermaid())
 

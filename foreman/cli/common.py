@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from foreman.core.context import Context, context_from, settings_of
+from foreman.core.redact import redact
 from foreman.errors import UsageError
 from foreman.locks import ThreadBusy
-from graph.context import Context, context_from, settings_of
-from graph.redact import redact
 
 if TYPE_CHECKING:
     from langgraph.store.base import BaseStore
@@ -198,7 +198,7 @@ def thread_settings(snapshot: Any) -> dict[str, Any] | None:
 
 def model_overrides(models: list[str]) -> dict[str, Any]:
     """Context fields set by `--model ROLE=PROVIDER:MODEL` items."""
-    from workers.registry import default_registry
+    from foreman.workers.registry import default_registry
 
     overrides: dict[str, Any] = {}
     workers = default_registry()
@@ -221,7 +221,7 @@ def model_overrides(models: list[str]) -> dict[str, Any]:
 
 def check_models(ctx: Context) -> None:
     """Resolve every model spec now, so a bad one is refused before a thread exists."""
-    from graph.models import load_chat_model  # raises ModelConfigError
+    from foreman.core.models import load_chat_model  # raises ModelConfigError
 
     specs = [ctx.planner_model, ctx.worker_model, ctx.synthesizer_model]
     specs += list(ctx.worker_models.values())
@@ -274,8 +274,8 @@ async def open_app(db: str) -> AsyncIterator[tuple[Any, BaseStore]]:
 
     import psycopg
 
+    from foreman import build_graph
     from foreman.checkpointers import open_persistence
-    from graph import build_graph
 
     async with AsyncExitStack() as stack:
         try:
@@ -296,7 +296,7 @@ def execute(coro: Any, thread: str) -> None:
     """
     from langgraph.errors import GraphRecursionError
 
-    from graph.models import ModelConfigError, ProviderError, StructuredOutputError
+    from foreman.core.models import ModelConfigError, ProviderError, StructuredOutputError
 
     resume = f"foreman resume {thread}"
     try:

@@ -14,7 +14,7 @@ from langgraph.types import Command
 from rich.console import Console
 from rich.markdown import Markdown
 
-from foreman import threads as housekeeping
+from foreman import housekeeping
 from foreman.ages import parse_age
 from foreman.cli.common import (
     EXIT_FAILED,
@@ -31,19 +31,19 @@ from foreman.cli.common import (
     say,
     thread_settings,
 )
+from foreman.core.context import Context
+from foreman.core.redact import redact
+from foreman.core.text import clean_text
 from foreman.display import Progress
 from foreman.errors import UsageError
 from foreman.locks import thread_lock
+from foreman.orchestration import audit
 from foreman.questions import (
     ask_in_terminal,
     pending_interrupts,
     print_interrupts,
     resume_value,
 )
-from graph import audit
-from graph.context import Context
-from graph.redact import redact
-from graph.text import clean_text
 
 
 async def write_audit(

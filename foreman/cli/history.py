@@ -28,8 +28,8 @@ from foreman.cli.common import (
     fail,
     say,
 )
+from foreman.core.redact import redact
 from foreman.errors import UsageError
-from graph.redact import redact
 
 
 def _records() -> ModuleType:
@@ -153,7 +153,7 @@ def show(
     if format not in ("text", "md", "json"):
         err.print("[red]error:[/] --format must be text, md or json")
         raise typer.Exit(EXIT_USAGE)
-    from graph import audit
+    from foreman.orchestration import audit
 
     values = _run_or_exit(_records().values(checked(db, thread), thread))
     if format == "text":

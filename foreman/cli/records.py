@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from foreman import threads as housekeeping
+from foreman import housekeeping
 from foreman.cli.common import (
     open_app,
     remove_run_folder,

@@ -27,11 +27,11 @@ from foreman.cli.common import (
     make_context,
     say,
 )
+from foreman.core.context import Context
+from foreman.core.redact import redact
+from foreman.core.text import clean_text
 from foreman.errors import UsageError
 from foreman.examples import EXAMPLES
-from graph.context import Context
-from graph.redact import redact
-from graph.text import clean_text
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -111,7 +111,7 @@ def run(
     check_durability(durability)
     if corpus is not None and not corpus.is_dir():
         raise fail(f"corpus folder not found: {corpus}")
-    from graph.models import ModelConfigError  # the models come in with the run
+    from foreman.core.models import ModelConfigError  # the models come in with the run
 
     try:
         ctx = make_context(

@@ -25,7 +25,7 @@ import psycopg
 from langgraph_sdk.client import LangGraphClient
 
 from deploy.aegra.cluster import Cluster, Instance, venv_python
-from graph.offline.model import ENGINES
+from foreman.core.offline.model import ENGINES
 from tests.support.openai_server import (
     Reply,
     requested_schema_name,

@@ -11,8 +11,8 @@ import asyncio
 import sys
 from typing import Any
 
+from foreman import Context, build_graph
 from foreman.checkpointers import open_checkpointer
-from graph import Context, build_graph
 from tests.conftest import HEAT_PUMPS
 
 

@@ -22,9 +22,9 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
+from foreman import Context, build_graph
 from foreman.checkpointers import open_checkpointer
-from graph import Context, build_graph
-from graph.models import register_provider, unregister_provider
+from foreman.core.models import register_provider, unregister_provider
 from tests.support import sim
 from tests.support.slow_model import SlowScriptedChatModel
 

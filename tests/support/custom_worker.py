@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph.schemas import WorkerStatus
-from workers.base import WorkerInput
-from workers.registry import WorkerSpec
+from foreman.core.schemas import WorkerStatus
+from foreman.workers.base import WorkerInput
+from foreman.workers.registry import WorkerSpec
 
 
 class Shout(WorkerStatus):

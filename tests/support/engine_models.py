@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from graph.offline.model import ENGINES
+from foreman.core.offline.model import ENGINES
 from tests.support.openai_server import (
     Reply,
     requested_schema_name,

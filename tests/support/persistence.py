@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from foreman import Context, build_graph
 from foreman.checkpointers import open_persistence
-from graph import Context, build_graph
 from tests.conftest import HEAT_PUMPS
 
 PG_ADMIN = os.environ.get("FOREMAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

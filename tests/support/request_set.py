@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graph import Context
-from graph.offline.model import ENGINES
-from graph.text import tag
+from foreman import Context
+from foreman.core.offline.model import ENGINES
+from foreman.core.text import tag
 from tests.support.openai_server import (
     Reply,
     requested_schema_name,

@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
-from graph.offline.model import ENGINES, OfflineChatModel
+from foreman.core.offline.model import ENGINES, OfflineChatModel
 
 Response = dict[str, Any] | Callable[[str], dict[str, Any]] | BaseException
 

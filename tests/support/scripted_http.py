@@ -14,7 +14,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.graph.state import CompiledStateGraph
 
-from graph.models import load_chat_model
+from foreman.core.models import load_chat_model
 from tests.conftest import scripted_context
 from tests.support.openai_server import (
     OpenAICompatServer,

@@ -11,9 +11,9 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
-from graph.schemas import WorkerStatus
-from workers.base import WorkerInput, WorkerState
-from workers.registry import WorkerRegistry, WorkerSpec
+from foreman.core.schemas import WorkerStatus
+from foreman.workers.base import WorkerInput, WorkerState
+from foreman.workers.registry import WorkerRegistry, WorkerSpec
 
 RUNS: Counter[str] = Counter()
 CRASH_ON: set[str] = set()

@@ -1,0 +1,1 @@
+"""Foreman's default data: the corpus, the support policy, datasets and model prices."""

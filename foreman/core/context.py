@@ -1,0 +1,173 @@
+"""Run configuration: the `Context` every node reads, rendered as a form in LangGraph Studio."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from foreman.core.resources import DATA_DIR
+
+DEFAULT_CORPUS = DATA_DIR / "corpus"
+DEFAULT_SUPPORT_DB = DATA_DIR / "support" / "shop.sqlite"
+DEFAULT_POLICY = DATA_DIR / "support" / "policy.md"
+DEFAULT_DATASETS = DATA_DIR / "datasets"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(kw_only=True)
+class Context:
+    """Configuration of one Foreman run. Defaults come from the environment.
+
+    Model specs are `PROVIDER:MODEL` strings: `offline` (the built-in deterministic
+    extractive mode, no network) or any OpenAI-compatible provider, e.g.
+    `openai:gpt-4.1-mini`, `ollama:llama3.1` (base URL and key from `OLLAMA_BASE_URL`,
+    `OLLAMA_API_KEY`; for `openai` from `OPENAI_BASE_URL`, `OPENAI_API_KEY`).
+    """
+
+    planner_model: str = field(
+        default_factory=lambda: _env("FOREMAN_PLANNER_MODEL", "offline"),
+        metadata={"description": "Orchestrator model that writes and revises the plan."},
+    )
+    worker_model: str = field(
+        default_factory=lambda: _env("FOREMAN_WORKER_MODEL", "offline"),
+        metadata={"description": "Default model for LLM-backed workers (the cheap one)."},
+    )
+    worker_models: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"description": 'Per-worker model overrides, e.g. {"writer": "openai:gpt-4.1"}.'},
+    )
+    validator_model: str = field(
+        default_factory=lambda: _env("FOREMAN_VALIDATOR_MODEL", "offline"),
+        metadata={"description": "Judge model used by the validator when `judge` is on."},
+    )
+    synthesizer_model: str = field(
+        default_factory=lambda: _env("FOREMAN_SYNTHESIZER_MODEL", "offline"),
+        metadata={"description": "Model that writes the final answer from accepted results."},
+    )
+    structured_output_method: str = field(
+        default_factory=lambda: _env("FOREMAN_STRUCTURED_OUTPUT", "function_calling"),
+        metadata={
+            "description": "How OpenAI-compatible models return structured output: "
+            "function_calling (widest support), json_schema or json_mode."
+        },
+    )
+    scheduler: str = field(
+        default_factory=lambda: _env("FOREMAN_SCHEDULER", "dataflow"),
+        metadata={
+            "description": "dataflow: each subtask starts when its own inputs are accepted; "
+            "waves: a Send fan-out per round of ready subtasks (slower on uneven plans)."
+        },
+    )
+    review_plan: bool = field(
+        default=False,
+        metadata={"description": "Pause after planning so a person can approve, edit or reject."},
+    )
+    judge: bool = field(
+        default=False,
+        metadata={"description": "Also ask the validator model to check acceptance criteria."},
+    )
+    corpus_dir: str = field(
+        default_factory=lambda: _env("FOREMAN_CORPUS", str(DEFAULT_CORPUS)),
+        metadata={"description": "Folder of .md/.txt documents the research worker searches."},
+    )
+    web_search: str = field(
+        default_factory=lambda: _env("FOREMAN_WEB_SEARCH", ""),
+        metadata={
+            "description": "Optional web search for the research worker, through "
+            "langchain-community: searx:URL, tavily or duckduckgo (empty: corpus only)."
+        },
+    )
+    support_db: str = field(
+        default_factory=lambda: _env("FOREMAN_SUPPORT_DB", str(DEFAULT_SUPPORT_DB)),
+        metadata={"description": "SQLite database of accounts and orders the lookup worker reads."},
+    )
+    policy_path: str = field(
+        default_factory=lambda: _env("FOREMAN_POLICY", str(DEFAULT_POLICY)),
+        metadata={"description": "Customer-service policy document the policy worker quotes."},
+    )
+    datasets_dir: str = field(
+        default_factory=lambda: _env("FOREMAN_DATASETS", str(DEFAULT_DATASETS)),
+        metadata={"description": "Folder of CSV and SQLite files the data worker may analyse."},
+    )
+    artifacts_dir: str = field(
+        default_factory=lambda: _env(
+            "FOREMAN_ARTIFACTS", str(Path(_env("FOREMAN_HOME", ".foreman")) / "artifacts")
+        ),
+        metadata={"description": "Where workers store files they produce (plots), by content."},
+    )
+    sandbox_timeout_s: float = field(
+        default=30.0,
+        metadata={"description": "Wall-clock limit for one sandboxed program (code, analysis)."},
+    )
+    max_fix_rounds: int = field(
+        default=1,
+        metadata={"description": "Fix-and-review rounds after a review asks for changes."},
+    )
+    max_subtasks: int = field(
+        default=12, metadata={"description": "Plans with more subtasks are rejected."}
+    )
+    max_parallel: int = field(
+        default=4, metadata={"description": "Most subtasks running at the same time."}
+    )
+    max_attempts: int = field(
+        default=2,
+        metadata={"description": "Attempts per worker on one subtask (1 + retries with feedback)."},
+    )
+    max_plan_attempts: int = field(
+        default=3, metadata={"description": "Planner tries before an invalid plan ends the run."}
+    )
+    max_synthesis_attempts: int = field(
+        default=3,
+        metadata={"description": "Synthesizer tries when its answer is malformed."},
+    )
+    max_replans: int = field(
+        default=1, metadata={"description": "Plan revisions after failed subtasks, then escalate."}
+    )
+    max_total_tokens: int = field(
+        default=0, metadata={"description": "Stop dispatching past this many tokens (0: no limit)."}
+    )
+    max_cost_usd: float = field(
+        default=0.0,
+        metadata={"description": "Stop dispatching past this cost in USD (0: no limit)."},
+    )
+    worker_timeout_s: float = field(
+        default=300.0,
+        metadata={
+            "description": "Wall-clock limit for one worker attempt (longer than a stalled "
+            "model request takes to give up: FOREMAN_HTTP_TIMEOUT x (FOREMAN_HTTP_RETRIES + 1))."
+        },
+    )
+    synthesis_context_tokens: int = field(
+        default=6000,
+        metadata={
+            "description": "Budget for worker outputs in the synthesizer prompt; "
+            "longer outputs are condensed."
+        },
+    )
+
+    def model_for_worker(self, worker: str) -> str:
+        """Return the model spec a worker runs with (its override, else `worker_model`)."""
+        return self.worker_models.get(worker, self.worker_model)
+
+
+def settings_of(ctx: Context) -> dict[str, Any]:
+    """A Context as the plain dict a thread keeps in its `settings` channel."""
+    return dataclasses.asdict(ctx)
+
+
+def context_from(settings: dict[str, Any] | None, **overrides: Any) -> Context:
+    """The Context a thread's `settings` describe, with `overrides` applied.
+
+    Keys this version of Foreman does not know (a thread written by another version) are
+    ignored; fields the settings lack take their defaults.
+    """
+    known = {f.name for f in dataclasses.fields(Context)}
+    values = {k: v for k, v in (settings or {}).items() if k in known}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Context(**values)

@@ -1,0 +1,1 @@
+"""Foreman's prompt templates (`*.md`), read by `foreman.core.prompts`."""

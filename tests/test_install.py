@@ -1,0 +1,139 @@
+"""Foreman installed from its wheel, not the checkout: package data, front door, no shadowing.
+
+The wheel is built and installed (`--no-deps`, into a folder) without the network; the runs
+use this environment's dependencies, but every Foreman file comes from the installed copy.
+The working directory holds a user's own `graph.py` and `workers.py`, which must not be
+imported: Foreman's packages are `foreman.*`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHADOWS = "raise SystemExit(\"the user's own {} was imported instead of Foreman's\")\n"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["--no-index", "-w", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (found,) = out.glob("foreman_agents-*.whl")
+    return found
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q"]
+        + ["--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+@pytest.fixture
+def user_folder(tmp_path: Path) -> Path:
+    for name in ("graph.py", "workers.py", "prompts.py"):
+        (tmp_path / name).write_text(SHADOWS.format(name))
+    return tmp_path
+
+
+def run_installed(installed: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(installed),  # ahead of site-packages, where the editable install is
+        "LANGSMITH_TRACING": "false",
+        "FOREMAN_WORKER_MODEL": "offline",
+        "FOREMAN_PLANNER_MODEL": "offline",
+    }
+    env.pop("FOREMAN_SUPPORT_DB", None)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_wheel_carries_prompts_data_and_the_sandbox_launcher(wheel: Path):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    prompts = {Path(n).name for n in names if n.startswith("foreman/prompts/")}
+    assert {"planner.md", "synthesizer.md", "judge.md", "research.md"} <= prompts
+    assert sum(n.startswith("foreman/data/corpus/") for n in names) >= 10
+    for needed in (
+        "foreman/data/prices.json",
+        "foreman/data/support/policy.md",
+        "foreman/data/datasets/heat_pump_trial.csv",
+        "foreman/orchestration/orchestrator.py",
+        "foreman/workers/sandbox/launcher/__main__.py",
+        "foreman/core/offline/model.py",
+    ):
+        assert needed in names, needed
+    # Generated files stay out: an install makes its own sample database.
+    assert not any(n.endswith(".sqlite") for n in names)
+    assert not any(n.startswith(("graph/", "workers/", "prompts/")) for n in names)
+
+
+def test_the_front_door_imports_from_the_installed_copy(installed: Path, user_folder: Path):
+    code = (
+        "import json, foreman\n"
+        "from foreman import Context, build_graph, graph\n"
+        "from foreman.core.prompts import PROMPTS_DIR\n"
+        "import foreman.orchestration.planner as planner\n"
+        "print(json.dumps({'graph': type(graph).__name__, 'name': graph.name,\n"
+        "  'context': Context().planner_model, 'prompts': str(PROMPTS_DIR),\n"
+        "  'planner': planner.__file__, 'nodes': sorted(build_graph().nodes)}))\n"
+    )
+    done = run_installed(installed, user_folder, "-c", code)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["graph"] == "CompiledStateGraph" and seen["name"] == "foreman"
+    assert seen["context"] == "offline"
+    assert seen["prompts"].startswith(str(installed))
+    assert seen["planner"].startswith(str(installed))
+    assert {"plan", "synthesize"} <= set(seen["nodes"])
+
+
+@pytest.mark.parametrize("example", ["report", "support"])
+def test_the_installed_command_runs_the_examples(installed: Path, user_folder: Path, example):
+    done = run_installed(
+        installed, user_folder, "-m", "foreman", "run", "--example", example, "--no-ask"
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "status done" in done.stdout
+    if example == "support":
+        # the installed copy made its own sample database and read the customer's order
+        assert (installed / "foreman/data/support/shop.sqlite").is_file()
+        assert "A10023" in done.stdout and "30-day return" in done.stdout
+    else:
+        # cited from the corpus the wheel carries
+        assert "[how-heat-pumps-work#p" in done.stdout
+        assert f"{installed}/foreman/data/corpus" in " ".join(done.stdout.split())
+
+
+def test_the_installed_sandbox_launcher_runs(installed: Path, user_folder: Path):
+    code = (
+        "import asyncio\n"
+        "from foreman.workers.sandbox import isolation_report, run_sandboxed\n"
+        "mode = isolation_report()['mode']\n"
+        "r = asyncio.run(run_sandboxed(['python', 'main.py'], {'main.py': 'print(6 * 7)'}))\n"
+        "print(mode, '|', r.stdout.strip())\n"
+    )
+    done = run_installed(installed, user_folder, "-c", code)
+    assert done.returncode == 0, done.stderr
+    mode, out = done.stdout.strip().split(" | ")
+    if not mode.startswith("full"):
+        pytest.skip(f"sandbox {mode} here (docs/sandbox.md)")
+    assert out == "42"

@@ -1,0 +1,1 @@
+"""What workers use but is not a worker: the corpus index, web search and artifact files."""
