@@ -11,14 +11,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore
 from langgraph.store.postgres.aio import AsyncPostgresStore
 
 from foreman.databases import is_postgres, sqlite_path
+from foreman.listing import thread_ids
 from foreman.savers import KeepsOutputsInStep, PostgresSaver, SqliteSaver
 from foreman.stores import SqliteStore
+
+__all__ = ["open_checkpointer", "open_persistence", "open_store", "thread_ids"]
 
 
 @asynccontextmanager
@@ -67,18 +68,3 @@ async def open_persistence(db: str) -> AsyncIterator[tuple[BaseCheckpointSaver, 
             # the cycle collector, and its batching task could outlive the event loop.
             if keeper is not None:
                 keeper.outputs_store = None
-
-
-async def thread_ids(saver: BaseCheckpointSaver) -> list[str]:
-    """Every thread with a checkpoint, most recently updated first."""
-    query = (
-        "SELECT thread_id, MAX(checkpoint_id) AS last FROM checkpoints "
-        "WHERE checkpoint_ns = '' GROUP BY thread_id ORDER BY last DESC"
-    )
-    if isinstance(saver, AsyncSqliteSaver):
-        async with saver.conn.execute(query) as cur:
-            return [row[0] for row in await cur.fetchall()]
-    assert isinstance(saver, AsyncPostgresSaver)
-    async with saver._cursor() as cur:  # the saver's own connection handling
-        await cur.execute(query)
-        return [row["thread_id"] for row in await cur.fetchall()]

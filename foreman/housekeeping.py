@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +11,7 @@ from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore, GetOp
 from langgraph.types import StateSnapshot
 
-from foreman.checkpointers import thread_ids
+from foreman.listing import thread_ids
 from foreman.orchestration.outputs import (
     OUTPUTS,
     forget_thread,
@@ -21,17 +20,6 @@ from foreman.orchestration.outputs import (
     registered_keys,
     registered_threads,
 )
-
-
-@dataclass
-class ThreadInfo:
-    """One thread as `foreman threads` shows it."""
-
-    thread_id: str
-    updated_at: float
-    """Unix time of its latest checkpoint."""
-    status: str
-    request: str
 
 
 def _config(thread_id: str) -> Any:
@@ -52,18 +40,6 @@ def thread_status(snap: StateSnapshot) -> str:
     if snap.tasks:  # `tasks`, not `next`: it keeps tasks whose writes were saved
         return f"stopped at {', '.join(t.name for t in snap.tasks)} (resumable)"
     return str(snap.values.get("status", "?"))
-
-
-async def list_threads(app: Pregel, saver: BaseCheckpointSaver, limit: int) -> list[ThreadInfo]:
-    """Threads with their status, most recently updated first."""
-    rows = []
-    for tid in (await thread_ids(saver))[:limit]:
-        snap = await app.aget_state(_config(tid))
-        status = thread_status(snap)
-        # the snapshot's `created_at` is its checkpoint's `ts`: no second read
-        updated = datetime.fromisoformat(snap.created_at).timestamp() if snap.created_at else 0.0
-        rows.append(ThreadInfo(tid, updated, status, snap.values.get("request", "")))
-    return rows
 
 
 async def delete_thread(saver: BaseCheckpointSaver, store: BaseStore, thread_id: str) -> int:

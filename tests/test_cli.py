@@ -174,3 +174,22 @@ def test_the_cli_starts_without_langgraph_or_the_models():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_listing_threads_reads_the_checkpointer_without_the_graph(tmp_path):
+    """`foreman threads` opens LangGraph's saver only: no graph, models, workers or store."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "runs.sqlite"
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom foreman.cli import app\n"
+        f"out = CliRunner().invoke(app, ['threads', '--db', 'sqlite:{db}'])\n"
+        "assert out.exit_code == 0, out.output\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'openai', 'bm25s', "
+        "'pandas', 'langchain_openai'} or m.startswith(('foreman.orchestration', "
+        "'foreman.workers', 'foreman.core.models', 'langgraph.pregel', 'langgraph.graph')))\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

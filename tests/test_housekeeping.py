@@ -9,17 +9,21 @@ import asyncio
 import json
 import os
 import time
+import uuid
 from typing import Any
 
+from foreman import Context, build_graph
 from foreman.checkpointers import open_checkpointer
+from foreman.examples import EXAMPLES
 from foreman.housekeeping import (
     collect_garbage,
     delete_thread,
     expire_threads,
     full_values,
     last_update,
-    list_threads,
+    thread_status,
 )
+from foreman.listing import checkpoint_status, list_threads
 from foreman.orchestration.outputs import (
     OUTPUTS,
     last_registration,
@@ -51,7 +55,7 @@ async def test_delete_drops_checkpoints_and_only_unshared_outputs(persistence) -
         assert await store.aget(OUTPUTS, key) is None
     for key in keys["b"]:
         assert await store.aget(OUTPUTS, key) is not None
-    listed = {row.thread_id for row in await list_threads(app, saver, limit=10_000)}
+    listed = {row.thread_id for row in await list_threads(saver, limit=10_000)}
     assert b in listed and a not in listed and c not in listed
     await delete_thread(saver, store, b)
 
@@ -186,3 +190,44 @@ def test_server_persistence_follows_foreman_db_then_the_platform_database(monkey
     assert server_db() == "postgres://u@db:5432/platform"  # replicas share it
     monkeypatch.setenv("FOREMAN_DB", "sqlite:/data/foreman.sqlite")
     assert server_db() == "sqlite:/data/foreman.sqlite"
+
+
+async def test_the_listing_reads_each_status_off_the_checkpoint_as_the_graph_does(
+    persistence,
+) -> None:
+    """`foreman threads` reads the saver alone; each status must be what the graph says."""
+    app, store = persistence
+    saver = app.checkpointer
+    done = await start(app)
+    review = f"ls-{uuid.uuid4().hex[:8]}"
+    await app.ainvoke(
+        {"request": HEAT_PUMPS},
+        {"configurable": {"thread_id": review}},
+        context=Context(review_plan=True),
+    )
+    asked = f"ls-{uuid.uuid4().hex[:8]}"  # no verified sender: the lookup worker asks
+    await app.ainvoke(
+        {"request": EXAMPLES["support"].request},
+        {"configurable": {"thread_id": asked}},
+        context=Context(),
+    )
+    stopped = f"ls-{uuid.uuid4().hex[:8]}"  # as if the process died before dispatching
+    halting = build_graph().compile(checkpointer=saver, store=store, interrupt_before=["dispatch"])
+    await halting.ainvoke(
+        {"request": HEAT_PUMPS}, {"configurable": {"thread_id": stopped}}, context=Context()
+    )
+    seen = {}
+    for thread in (done, review, asked, stopped):
+        config = {"configurable": {"thread_id": thread}}
+        from_graph = thread_status(await app.aget_state(config))
+        found = await saver.aget_tuple(config)
+        assert found is not None
+        assert checkpoint_status(found) == from_graph, thread
+        seen[thread] = from_graph
+    assert seen[done] == "done"
+    assert seen[review] == "paused, waiting: plan_review"
+    assert seen[asked].startswith("paused, waiting: ")
+    assert seen[stopped] == "stopped at dispatch (resumable)"
+    listed = {row.thread_id: row for row in await list_threads(saver, limit=10_000)}
+    assert {t: listed[t].status for t in seen} == seen
+    assert listed[done].request == HEAT_PUMPS

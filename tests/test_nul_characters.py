@@ -16,7 +16,7 @@ from langgraph.types import Command
 
 from foreman import Context, build_graph
 from foreman.checkpointers import open_persistence
-from foreman.housekeeping import list_threads
+from foreman.listing import list_threads
 from tests.support.persistence import pg_url
 
 pytestmark = pytest.mark.postgres
@@ -40,7 +40,7 @@ async def test_a_nul_in_the_request_and_the_feedback_does_not_break_the_thread()
         app = build_graph().compile(checkpointer=saver, store=store)
         state = await app.aget_state(config)
         assert state.values["request"] == REQUEST.replace("heat pumps", "heat pumps")
-        assert [r for r in await list_threads(app, saver, 500) if r.thread_id == thread]
+        assert [r for r in await list_threads(saver, 500) if r.thread_id == thread]
         out = await app.ainvoke(Command(resume={"action": "approve"}), config, context=ctx)
         assert out["status"] == "done"
         objectives = " ".join(s["objective"] for s in state.values["plan"]["subtasks"])

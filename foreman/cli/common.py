@@ -12,9 +12,9 @@ import os
 import re
 import traceback
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,6 +26,8 @@ from foreman.locks import ThreadBusy
 
 if TYPE_CHECKING:
     from langgraph.store.base import BaseStore
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_BUSY, EXIT_NOT_ANSWERED = 0, 1, 2, 3, 4, 5
 ROLES = {
@@ -270,19 +272,30 @@ async def open_app(db: str) -> AsyncIterator[tuple[Any, BaseStore]]:
     Raises:
         UsageError: the database cannot be opened (unreachable server, unwritable path).
     """
+    from foreman import build_graph
+    from foreman.checkpointers import open_persistence
+
+    async with opened_database(db, open_persistence(check_db(db))) as (saver, store):
+        yield build_graph().compile(checkpointer=saver, store=store, name="foreman"), store
+
+
+@asynccontextmanager
+async def opened_database(db: str, opening: AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
+    """Enter `opening` (a saver or store on `db`); failing to open it is a `UsageError`.
+
+    Raises:
+        UsageError: the database cannot be opened (unreachable server, unwritable path).
+    """
     import sqlite3
 
     import psycopg
 
-    from foreman import build_graph
-    from foreman.checkpointers import open_persistence
-
     async with AsyncExitStack() as stack:
         try:
-            saver, store = await stack.enter_async_context(open_persistence(check_db(db)))
+            opened = await stack.enter_async_context(opening)
         except (OSError, sqlite3.Error, psycopg.Error) as exc:
             raise UsageError(f"cannot open the database {redact(db)}: {_one_line(exc)}") from exc
-        yield build_graph().compile(checkpointer=saver, store=store, name="foreman"), store
+        yield opened
 
 
 def _one_line(exc: BaseException) -> str:

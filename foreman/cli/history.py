@@ -26,6 +26,7 @@ from foreman.cli.common import (
     err,
     execute,
     fail,
+    opened_database,
     say,
 )
 from foreman.core.redact import redact
@@ -47,7 +48,7 @@ def threads(
     """List runs with their status and last update, newest first."""
     from rich.table import Table
 
-    rows = _run_or_exit(_records().threads(checked(db), limit))
+    rows = _run_or_exit(_threads(checked(db), limit))
     table = Table("thread", "updated", "status", "request")
     for column in table.columns[:3]:  # ids and statuses whole; the request gives way
         column.no_wrap = True
@@ -56,6 +57,14 @@ def threads(
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated_at))
         table.add_row(row.thread_id, when, row.status, row.request[:70])
     console.print(table)
+
+
+async def _threads(db: str, limit: int) -> list[Any]:
+    # The checkpointer alone: no graph, models or workers to import (foreman/listing.py).
+    from foreman.listing import list_threads, open_reader
+
+    async with opened_database(db, open_reader(db)) as saver:
+        return await list_threads(saver, limit)
 
 
 def _run_or_exit(coro: Any) -> Any:

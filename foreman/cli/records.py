@@ -1,4 +1,4 @@
-"""What `foreman threads|show|rerun|delete|expire|gc` do, once a command runs.
+"""What `foreman show|rerun|delete|expire|gc` do, once a command runs.
 
 Imported by those commands when they run (it brings LangGraph and the graph), not for
 `foreman --help`.
@@ -21,12 +21,6 @@ from foreman.cli.drive import stream_run
 from foreman.errors import UsageError
 from foreman.locks import thread_lock
 from foreman.rerun import RerunError, find_base, fork_for_rerun
-
-
-async def threads(db: str, limit: int) -> list[housekeeping.ThreadInfo]:
-    """The runs in `db`, newest first, at most `limit`."""
-    async with open_app(db) as (app_graph, _store):
-        return await housekeeping.list_threads(app_graph, app_graph.checkpointer, limit)
 
 
 async def delete(db: str, thread_ids: list[str]) -> None:
