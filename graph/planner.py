@@ -37,9 +37,12 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
 
         With failed subtasks in the current plan this is a revision: accepted subtasks are
         listed so the planner keeps them, and their results are reused. A new request on a
-        thread (a chat's next message) is planned afresh, with the turn before as context;
-        results whose subtasks come again unchanged are reused. The first call records the
-        run's settings in state, so a resume goes on with them.
+        thread (a chat's next message) is a turn: with an answered plan before it, the planner
+        gets that plan as a draft and the turn as context, so a follow-up ("expand the noise
+        section") revises it, keeping the subtasks whose results still apply, while an
+        unrelated request is planned afresh; either way, subtasks that come again unchanged
+        keep their results. The first call records the run's settings in state, so a resume
+        goes on with them.
         """
         request = request_of(state)
         if not request:
@@ -56,16 +59,22 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         previous = previous_turn(state) if new else ""
         update = await make_or_revise(asked, runtime, new_request=new, previous=previous)
         if new:
-            update["request"] = request
+            # a turn of its own: its revisions and fix rounds are counted afresh
+            update |= {"request": request, "replans": 0, "fix_rounds": 0}
         return with_settings(state, runtime.context, update)
 
     async def make_or_revise(
         state: State, runtime: Runtime[Context], new_request: bool = False, previous: str = ""
     ) -> dict[str, Any]:
         ctx = runtime.context
-        # a new request starts from no plan: the previous one is context, not a draft
+        # a new request is not a revision after failures; the previous plan, if it was
+        # answered, is the draft a follow-up revises
         current = None if new_request else state.get("plan")
+        draft = state.get("plan") if new_request and state.get("answer") else None
         accepted: list[str] = []
+        if draft:
+            records = current_records(state, fingerprints(Plan.model_validate(draft)))
+            accepted = [sid for sid, r in records.items() if r["status"] in USABLE]
         if current:
             old = Plan.model_validate(current)
             records = current_records(state, fingerprints(old))
@@ -101,9 +110,11 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                     sources=sources,
                     feedback=untrusted(notes.strip()),
                     failures=failures,
-                    current_plan=json.dumps(current) if revising else "none",
+                    current_plan=json.dumps(current if revising else draft)
+                    if revising or draft
+                    else "none",
                     previous=previous,
-                    accepted=", ".join(accepted) if revising else "",
+                    accepted=", ".join(accepted) if revising or draft else "",
                 )
             )
             try:
@@ -119,7 +130,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                     raise PlanError(["a revision keeps the accepted subtasks: approach plan"])
                 check_plan(proposal, registry, ctx.max_subtasks)
                 merges: list[str] = []
-                if not revising:  # a revision keeps its accepted subtasks' ids as they are
+                if not (revising or draft):  # revisions keep the ids of what they keep
                     proposal, merges = merge_trivial_steps(proposal, registry)
             except StructuredOutputError as exc:
                 if exc.usage:
@@ -131,7 +142,14 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                 version = state.get("plan_version", 0) + 1
                 dumped = proposal.model_dump(mode="json")
                 audit.append(
-                    event("plan", version=version, attempt=attempt, plan=dumped, revision=revising)
+                    event(
+                        "plan",
+                        version=version,
+                        attempt=attempt,
+                        plan=dumped,
+                        revision=revising,
+                        turn=bool(new_request),
+                    )
                 )
                 # how much orchestration the request got, and why (`foreman show` lists it)
                 audit.append(
@@ -155,9 +173,12 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                 approval = new_worker_kinds(state, proposal, registry) if revising else []
                 if approval:
                     audit.append(event("plan_needs_approval", new_workers=approval))
-                kinds = sorted({s.worker for s in proposal.subtasks})
+                kinds = {s.worker for s in proposal.subtasks}
+                allowed = set(state.get("allowed_workers") or kinds)
+                if new_request:  # a person's message: what its plan uses is theirs to ask
+                    allowed |= kinds
                 return {
-                    "allowed_workers": state.get("allowed_workers") or kinds,
+                    "allowed_workers": sorted(allowed),
                     "approval_needed": (
                         f"this revision brings in {', '.join(approval)}, which no earlier plan "
                         "of this run used; a person approves that (text from workers could have "
@@ -172,7 +193,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                             "version": version,
                             "at": time.time(),
                             "plan": dumped,
-                            "source": "replan" if revising else "planner",
+                            "source": "replan" if revising else "turn" if draft else "planner",
                         }
                     ],
                     "messages": [plan_message(dumped)] if proposal.approach == "plan" else [],

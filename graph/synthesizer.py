@@ -241,6 +241,7 @@ async def _synthesized(
                 render(
                     "synthesizer_request",
                     request=untrusted(state["request"]),
+                    goal=untrusted(str((state.get("plan") or {}).get("goal", ""))),
                     results=results,
                     conflicts="\n".join(conflicts),
                     gaps=untrusted("\n".join(gaps)),

@@ -64,3 +64,89 @@ async def test_each_new_message_is_the_next_request_and_unchanged_work_is_kept(t
     for sid, rec in first["results"].items():
         assert third["results"][sid]["attempts"] == rec["attempts"], sid
     assert third["plan_version"] == 3
+
+
+HEAT_PUMP_REPORT = (
+    "Write a report on residential heat pumps: running costs, noise and cold-climate performance."
+)
+
+
+def _section(answer: str, heading: str) -> str:
+    return answer.split(f"## {heading}\n")[1].split("\n## ")[0]
+
+
+async def _turn(app: Any, thread: Any, message: str) -> tuple[dict[str, Any], list[str]]:
+    """Send one chat message; the answer, and the subtasks that ran (new or re-run) for it."""
+    before = (await app.aget_state(thread)).values.get("results", {})
+    out = await app.ainvoke({"messages": [HumanMessage(message)]}, thread, context=Context())
+    after = (await app.aget_state(thread)).values
+    ran = sorted(
+        sid
+        for sid, rec in after["results"].items()
+        if sid not in before or rec["fingerprint"] != before[sid]["fingerprint"]
+    )
+    return out, ran
+
+
+async def test_follow_ups_revise_the_previous_plan_and_answer_over_several_turns(
+    thread: Any,
+) -> None:
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    first, ran = await _turn(app, thread, HEAT_PUMP_REPORT)
+    assert first["status"] == "done" and len(ran) == 7
+    noise_before = _section(first["answer"], "Noise")
+    kept = dict((await app.aget_state(thread)).values["results"])
+
+    # expand: only the noise research, its section and the summary run again
+    expanded, ran = await _turn(app, thread, "Expand the noise section.")
+    state = (await app.aget_state(thread)).values
+    assert expanded["status"] == "done" and ran == ["r2", "summary", "w2"]
+    assert [s["id"] for s in state["plan"]["subtasks"]] == [
+        "r1", "w1", "r2", "w2", "r3", "w3", "summary",
+    ]  # fmt: skip
+    for sid in ("r1", "w1", "r3", "w3"):
+        assert state["results"][sid] == kept[sid], sid  # reused as it was
+    noise_after = _section(expanded["answer"], "Noise")
+    assert noise_after.count("[noise-and-siting#") > noise_before.count("[noise-and-siting#")
+    assert len(noise_after) > 1.5 * len(noise_before)
+    assert "\n# Residential heat pumps\n" in expanded["answer"]  # the report, revised
+    assert "## Running costs" in expanded["answer"]
+
+    # add: a new section, researched and written; the summary takes it in
+    added, ran = await _turn(app, thread, "Also add a section on installation.")
+    assert ran == ["r4", "summary", "w4"]
+    installation = _section(added["answer"], "Installation")
+    assert "install" in installation.lower() and "#p" in installation  # cited
+
+    # leave out: the section goes, nothing but the summary runs again
+    trimmed, ran = await _turn(app, thread, "Leave out the running costs section.")
+    assert ran == ["summary"]
+    assert "## Running costs" not in trimmed["answer"] and "## Noise" in trimmed["answer"]
+    assert _section(trimmed["answer"], "Noise") == _section(added["answer"], "Noise")
+
+    # something else entirely is planned afresh, not forced into the report
+    other, ran = await _turn(app, thread, "How long do heat pumps last?")
+    plan = (await app.aget_state(thread)).values["plan"]
+    assert [s["worker"] for s in plan["subtasks"]] == ["research"]
+    assert other["status"] == "done" and "15-20 years" in other["answer"]
+    history = (await app.aget_state(thread)).values["plan_history"]
+    assert [h["source"] for h in history] == ["planner", "turn", "turn", "turn", "turn"]
+
+
+async def test_a_model_planner_gets_the_answered_plan_as_a_draft(
+    thread: Any, models: dict[str, Any]
+) -> None:
+    from tests.conftest import scripted_context
+
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    ctx = scripted_context()
+    await app.ainvoke({"messages": [HumanMessage(HEAT_PUMP_REPORT)]}, thread, context=ctx)
+    await app.ainvoke(
+        {"messages": [HumanMessage("Expand the noise section.")]}, thread, context=ctx
+    )
+    first, follow_up = models["planner"].calls_for("Plan")
+    assert "<current_plan>none</current_plan>" in first.prompt
+    assert '"id": "r2"' in follow_up.prompt.rsplit("<current_plan>", 1)[1]
+    accepted = follow_up.prompt.rsplit("<accepted>", 1)[1].split("</accepted>")[0]
+    assert set(accepted.split(", ")) == {"r1", "w1", "r2", "w2", "r3", "w3", "summary"}
+    assert "<asked>" in follow_up.prompt.rsplit("<previous>", 1)[1]  # the turn before, as data

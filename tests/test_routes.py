@@ -78,7 +78,7 @@ async def test_replan_revises_only_what_failed(models, app, thread):
     assert out["status"] == "done"
     assert values["plan_version"] == 2 and values["replans"] == 1
     revise_prompt = models["planner"].calls_for("Plan", "<failure subtask=")[0].prompt
-    assert "<accepted>" in revise_prompt and "w1" in revise_prompt.split("<accepted>")[1]
+    assert "<accepted>" in revise_prompt and "w1" in revise_prompt.rsplit("<accepted>", 1)[1]
     # accepted work is kept: each research subtask and w1 ran once, w2 reran under plan v2;
     # no research ran again after the replan
     assert len(models["worker"].calls_for("ResearchFindings")) == 2

@@ -32,6 +32,8 @@ from foreman.workers.tools.web_search import WebSearchError, get_web_search, is_
 NAME = "research"
 FOCUSED_K = 4
 BROAD_K = 6
+DEEP_K = 8  # an objective "in depth" (a follow-up asked to expand a section)
+_IN_DEPTH = re.compile(r",?\s*\bin (?:more )?depth\b", re.I)
 
 
 class ResearchFindings(WorkerStatus):
@@ -54,7 +56,7 @@ class ResearchState(WorkerState, total=False):
 
 def _query(inp: WorkerInput) -> str:
     """What to search for: the objective and a person's clarification."""
-    text = f"{inp.subtask.objective} {inp.clarification or ''}"
+    text = f"{_IN_DEPTH.sub('', inp.subtask.objective)} {inp.clarification or ''}"
     text = without_how_much(text)
     return " ".join(w for w in re.findall(r"[\w\-]+", text) if w.lower() not in STOPWORDS)
 
@@ -65,7 +67,7 @@ def _about(inp: WorkerInput) -> list[str]:
     Words of the subtask's `context` do not count: a section on noise in a report on
     residential heat pumps must be about noise, whether or not it says "residential".
     """
-    objective = inp.subtask.objective
+    objective = _IN_DEPTH.sub("", inp.subtask.objective)
     context = set(re.findall(r"[\w\-]+", inp.subtask.context.lower()))
     if context:
         words = re.findall(r"[\w\-]+", objective)
@@ -91,17 +93,22 @@ def _wants_breadth(inp: WorkerInput) -> bool:
     return any("document" in f.lower() for f in inp.feedback)
 
 
+def _wants_depth(inp: WorkerInput) -> bool:
+    return bool(_IN_DEPTH.search(inp.subtask.objective))
+
+
 def search_corpus(state: ResearchState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Retrieve the passages that address the objective (more documents when asked for)."""
     inp = WorkerInput.model_validate(state["input"])
     corpus = load_corpus(runtime.context.corpus_dir)
     query = _query(inp)
     about = _about(inp)
-    hits = (
-        corpus.search(query, k=BROAD_K, per_doc=2, min_relevance=RELEVANT, about=about)
-        if _wants_breadth(inp)
-        else corpus.search(query, k=FOCUSED_K, min_relevance=RELEVANT, about=about)
-    )
+    if _wants_breadth(inp):
+        hits = corpus.search(query, k=BROAD_K, per_doc=2, min_relevance=RELEVANT, about=about)
+    elif _wants_depth(inp):
+        hits = corpus.search(query, k=DEEP_K, min_relevance=RELEVANT, about=about)
+    else:
+        hits = corpus.search(query, k=FOCUSED_K, min_relevance=RELEVANT, about=about)
     relevant = corpus.search(query, k=50, min_relevance=RELEVANT, about=about)
     available = {h.passage.doc for h in relevant}
     passages = [

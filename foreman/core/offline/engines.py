@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from foreman.core.offline.follow_ups import IN_DEPTH, follow_up_plan
 from foreman.core.offline.planning import plan_from_request, revise_plan
 from foreman.core.text import keywords, overlap, query_keywords, sentences, tag, tag_blocks
 
@@ -29,7 +30,11 @@ def plan(system: str, human: str) -> dict[str, Any]:
     current = tag(human, "current_plan")
     if current and current.strip() not in ("", "none"):
         failed = {a.get("subtask", ""): body for a, body in tag_blocks(human, "failure")}
-        return revise_plan(json.loads(current), failed, workers)
+        if failed:
+            return revise_plan(json.loads(current), failed, workers)
+        # the plan that answered the turn before: a follow-up revises it
+        if revised := follow_up_plan(json.loads(current), tag(human, "request")):
+            return revised
     documents = tag_blocks(tag(human, "sources"), "document")
     vocabulary = (
         {t for attrs, words in documents for t in keywords(f"{attrs.get('title', '')} {words}")}
@@ -66,7 +71,8 @@ def research_findings(system: str, human: str) -> dict[str, Any]:
     # what a sentence must address: the objective (less the words of its context: a section
     # on noise is about noise, whatever the report's topic), or what a person clarified
     context = set(keywords(tag(human, "context")))
-    aims = [query_keywords(tag(human, "objective")), query_keywords(tag(human, "clarification"))]
+    objective = tag(human, "objective").replace(IN_DEPTH, "")
+    aims = [query_keywords(objective), query_keywords(tag(human, "clarification"))]
     aims[0] = [t for t in aims[0] if t not in context] or aims[0]
     scorers = [_weighted(terms, texts) for terms in aims if terms]
 
@@ -79,9 +85,12 @@ def research_findings(system: str, human: str) -> dict[str, Any]:
     # a passage can be on topic while most of its sentences are about something else. Asked
     # for more documents, each relevant passage's best sentence that addresses it at all.
     breadth = "distinct documents" in tag(human, "feedback")
+    # "in depth" (a follow-up asked to expand): every relevant sentence, up to twice as many
+    deep = IN_DEPTH in tag(human, "objective")
+    per_passage, most = (3, 12) if deep else (2, 6)
     bar = (
         SENTENCE_RELEVANCE
-        if breadth
+        if breadth or deep
         else max(SENTENCE_RELEVANCE, 0.5 * max(all_scores, default=0.0))
     )
     for attrs, body in passages:
@@ -89,12 +98,12 @@ def research_findings(system: str, human: str) -> dict[str, Any]:
         # every sentence, whether or not the sentence repeats the title's words.
         titled = TITLE_WEIGHT * score(attrs.get("title", ""))
         scored = [(max(score(s), titled), s, attrs["id"]) for s in sentences(body)]
-        ranked.append(sorted((x for x in scored if x[0] >= bar), key=lambda x: -x[0])[:2])
+        ranked.append(sorted((x for x in scored if x[0] >= bar), key=lambda x: -x[0])[:per_passage])
     claims: list[dict[str, Any]] = []
-    for depth in range(2):  # best sentence of every passage first, then second-best
-        for per_passage in ranked:
-            if depth < len(per_passage) and len(claims) < 6:
-                _, text, pid = per_passage[depth]
+    for depth in range(per_passage):  # best sentence of every passage first, then the next
+        for best in ranked:
+            if depth < len(best) and len(claims) < most:
+                _, text, pid = best[depth]
                 claims.append({"text": text, "citations": [pid]})
     if not claims:
         objective = tag(human, "objective")
@@ -138,7 +147,8 @@ def section(system: str, human: str) -> dict[str, Any]:
     inputs = tag_blocks(tag(human, "inputs"), "input")
     is_summary = "summary" in objective.lower()
     context = set(keywords(tag(human, "context")))
-    terms = [t for t in keywords(objective) if t not in context] or keywords(objective)
+    aim = objective.replace(IN_DEPTH, "")
+    terms = [t for t in keywords(aim) if t not in context] or keywords(aim)
     chosen: list[tuple[str, list[str]]] = []
     for _, body in inputs:
         statements = _cited_statements(body)
@@ -147,7 +157,10 @@ def section(system: str, human: str) -> dict[str, Any]:
         else:  # upstream research is already vetted and in relevance order; keep what
             # names the aspect, else its best statements
             named = [st for st in statements if overlap(terms, st[0]) > 0]
-            chosen.extend((named or statements)[:6])
+            if IN_DEPTH in objective:  # expanded: the rest of the vetted research as well
+                chosen.extend((named + [st for st in statements if st not in named])[:12])
+            else:
+                chosen.extend((named or statements)[:6])
     unique = list({t: (t, c) for t, c in reversed(chosen)}.values())[::-1]
     if not unique:
         return {
@@ -214,7 +227,9 @@ def report(system: str, human: str) -> dict[str, Any]:
     """Assemble the final report from the results, summary first, conflicts flagged."""
     from foreman.core.offline.planning import topic_and_aspects
 
-    topic, _ = topic_and_aspects(tag(human, "request"))
+    # the plan's goal names the report's topic; a follow-up's request ("expand ...") does not
+    goal = re.match(r"A cited report on (.+?):", tag(human, "goal"))
+    topic = goal.group(1) if goal else topic_and_aspects(tag(human, "request"))[0]
     results = tag_blocks(tag(human, "results"), "result")
     if results and all(attrs.get("worker") == "response" for attrs, _ in results):
         drafts = "\n\n".join(text for _, text in results)
