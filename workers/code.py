@@ -15,6 +15,7 @@ from foreman.core.context import Context
 from foreman.core.schemas import WorkerStatus
 from foreman.workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
 from foreman.workers.sandbox import SandboxLimits, SandboxUnavailable, run_sandboxed
+from foreman.workers.spec import WorkerSpec
 
 NAME = "code"
 # Plugins installed beside Foreman (langsmith's, pytest-socket, ...) are not the component's
@@ -155,3 +156,18 @@ def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     builder.add_conditional_edges("write_code", route_after_writing)
     builder.add_edge("run_tests", END)
     return builder.compile(name=NAME, checkpointer=False)
+
+
+def spec() -> WorkerSpec:
+    """The `code` worker as the planner sees it and the validator checks it."""
+    return WorkerSpec(
+        name="code",
+        capability="coding",
+        description="writes a Python component and its pytest tests, runs them in a "
+        "sandbox and returns the files with the test result; give it a well-scoped "
+        "component per subtask; with code results as inputs it fixes or assembles them",
+        graph=build(),
+        output_schema=CodeResult,
+        check=check_code,
+        render=render_code,
+    )

@@ -25,6 +25,7 @@ from foreman.core.schemas import WorkerStatus
 from foreman.core.state import empty_usage
 from foreman.workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
 from foreman.workers.sandbox import SandboxLimits, SandboxUnavailable, run_sandboxed
+from foreman.workers.spec import WorkerSpec
 from foreman.workers.tools.artifacts import Artifact, store
 
 NAME = "data"
@@ -225,3 +226,18 @@ def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     builder.add_conditional_edges("write_analysis", route_after_writing)
     builder.add_edge("run_analysis", END)
     return builder.compile(name=NAME, checkpointer=False)
+
+
+def spec() -> WorkerSpec:
+    """The `data` worker as the planner sees it and the validator checks it."""
+    return WorkerSpec(
+        name="data",
+        capability="data analysis",
+        description="answers a question about a CSV or SQLite dataset (name the file "
+        "in the objective) by running pandas or SQL in a sandbox; returns tables and "
+        "PNG plots",
+        graph=build(),
+        output_schema=AnalysisResult,
+        check=check_analysis,
+        render=render_analysis,
+    )

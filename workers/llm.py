@@ -10,6 +10,7 @@ from pydantic import Field
 from foreman.core.context import Context
 from foreman.core.schemas import WorkerStatus
 from foreman.workers.base import WorkerInput, one_call_worker
+from foreman.workers.spec import WorkerSpec
 
 NAME = "llm"
 
@@ -33,3 +34,18 @@ def check_answer(output: dict[str, Any], inp: WorkerInput, ctx: Context) -> list
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the llm worker subgraph."""
     return one_call_worker(NAME, Answer, node="answer")
+
+
+def spec() -> WorkerSpec:
+    """The `llm` worker as the planner sees it and the validator checks it."""
+    return WorkerSpec(
+        name="llm",
+        uses_tools=False,
+        capability="general",
+        description="a general-purpose model for anything else: analysis, "
+        "comparison, drafting, answering from its inputs",
+        graph=build(),
+        output_schema=Answer,
+        check=check_answer,
+        render=render_answer,
+    )

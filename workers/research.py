@@ -26,6 +26,7 @@ from foreman.core.text import (
     without_how_much,
 )
 from foreman.workers.base import WorkerInput, WorkerState, request_prompt
+from foreman.workers.spec import WorkerSpec
 from foreman.workers.tools.corpus import RELEVANT, Corpus, load_corpus
 from foreman.workers.tools.web_search import WebSearchError, get_web_search, is_web_id
 
@@ -284,3 +285,17 @@ def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     builder.add_edge("report_nothing", END)
     builder.add_edge("extract_findings", END)
     return builder.compile(name="research", checkpointer=False)
+
+
+def spec() -> WorkerSpec:
+    """The `research` worker as the planner sees it and the validator checks it."""
+    return WorkerSpec(
+        name="research",
+        capability="research",
+        description="searches the local document corpus (BM25), and the web when "
+        "configured, and returns findings that cite the passages they come from",
+        graph=build(),
+        output_schema=ResearchFindings,
+        check=check_findings,
+        render=render_findings,
+    )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from foreman.core.context import Context
 from foreman.core.schemas import WorkerStatus
 from foreman.workers.base import WorkerInput, one_call_worker
+from foreman.workers.spec import WorkerSpec
 
 NAME = "review"
 BLOCKING = ("blocker", "major")
@@ -81,3 +82,20 @@ def render_review(output: dict[str, Any]) -> str:
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the review worker subgraph."""
     return one_call_worker(NAME, ReviewReport, node="review")
+
+
+def spec() -> WorkerSpec:
+    """The `review` worker as the planner sees it and the validator checks it."""
+    return WorkerSpec(
+        name="review",
+        uses_tools=False,
+        capability="review",
+        description="reviews the results of its inputs (code or text) against the "
+        "objective and criteria and returns findings; a review that requests changes "
+        "makes the orchestrator add fix subtasks and a new review",
+        graph=build(),
+        output_schema=ReviewReport,
+        check=check_review,
+        render=render_review,
+        blocking_findings=blocking_findings,
+    )

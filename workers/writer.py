@@ -10,6 +10,7 @@ from pydantic import Field
 from foreman.core.context import Context
 from foreman.core.schemas import Claim, WorkerStatus
 from foreman.workers.base import WorkerInput, citations_in, one_call_worker
+from foreman.workers.spec import WorkerSpec
 
 NAME = "writer"
 
@@ -46,3 +47,19 @@ def check_section(output: dict[str, Any], inp: WorkerInput, ctx: Context) -> lis
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the writer worker subgraph."""
     return one_call_worker(NAME, Section, node="write_section")
+
+
+def spec() -> WorkerSpec:
+    """The `writer` worker as the planner sees it and the validator checks it."""
+    return WorkerSpec(
+        name="writer",
+        uses_tools=False,
+        capability="writing",
+        description="writes a report section from the outputs of its inputs, "
+        "keeping their citations",
+        graph=build(),
+        output_schema=Section,
+        check=check_section,
+        render=render_section,
+        alternatives=("llm",),
+    )

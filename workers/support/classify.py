@@ -10,6 +10,7 @@ from pydantic import Field
 from foreman.core.context import Context
 from foreman.core.schemas import WorkerStatus
 from foreman.workers.base import WorkerInput, one_call_worker
+from foreman.workers.spec import WorkerSpec
 
 NAME = "classify"
 Intent = Literal[
@@ -79,3 +80,18 @@ def render_classification(output: dict[str, Any]) -> str:
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the classify worker subgraph."""
     return one_call_worker(NAME, Classification, node="classify")
+
+
+def spec() -> WorkerSpec:
+    """The `classify` worker as the planner sees it and the validator checks it."""
+    return WorkerSpec(
+        name="classify",
+        uses_tools=False,
+        capability="customer service",
+        description="triages a customer's message (put the message verbatim in the "
+        "objective): intent, urgency, and the order numbers and emails it contains",
+        graph=build(),
+        output_schema=Classification,
+        check=check_classification,
+        render=render_classification,
+    )

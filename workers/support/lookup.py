@@ -17,6 +17,7 @@ from pydantic import Field
 from foreman.core.context import Context
 from foreman.core.schemas import WorkerStatus
 from foreman.workers.base import WorkerInput
+from foreman.workers.spec import WorkerSpec
 from foreman.workers.support import database as support_db
 from foreman.workers.support.sample import default_database
 
@@ -137,3 +138,17 @@ def render_lookup(output: dict[str, Any]) -> str:
         lines.append(f"- Not found: {', '.join(output['not_found'])}")
     lines += [f"- Note: {n}" for n in output.get("notes", [])]
     return "\n".join(lines)
+
+
+def spec() -> WorkerSpec:
+    """The `lookup` worker as the planner sees it and the validator checks it."""
+    return WorkerSpec(
+        name="lookup",
+        capability="customer service",
+        description="reads the customer's account and orders from the shop database "
+        "(parameterized SQL, no model), using identifiers from its inputs or objective",
+        tool=lookup,
+        output_schema=LookupResult,
+        check=check_lookup,
+        render=render_lookup,
+    )

@@ -23,6 +23,7 @@ from foreman.core.context import Context
 from foreman.core.prompts import untrusted
 from foreman.core.schemas import WorkerStatus
 from foreman.workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
+from foreman.workers.spec import WorkerSpec
 from foreman.workers.tools.corpus import Corpus, Passage
 
 NAME = "policy"
@@ -174,3 +175,18 @@ def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     builder.add_edge("retrieve_rules", "decide_rules")
     builder.add_edge("decide_rules", END)
     return builder.compile(name=NAME, checkpointer=False)
+
+
+def spec() -> WorkerSpec:
+    """The `policy` worker as the planner sees it and the validator checks it."""
+    return WorkerSpec(
+        name="policy",
+        uses_tools=False,
+        capability="customer service",
+        description="finds the written customer-service rules that apply to a "
+        "request and quotes them word for word",
+        graph=build(),
+        output_schema=PolicyDecision,
+        check=check_policy,
+        render=render_policy,
+    )

@@ -13,6 +13,7 @@ from foreman.core.context import Context
 from foreman.core.prompts import untrusted
 from foreman.core.schemas import WorkerStatus
 from foreman.workers.base import WorkerInput, one_call_worker, request_prompt
+from foreman.workers.spec import WorkerSpec
 
 NAME = "response"
 _ORDER_ID = re.compile(r"\b[A-Z]\d{5}\b")
@@ -94,3 +95,18 @@ def render_reply(output: dict[str, Any]) -> str:
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the response worker subgraph."""
     return one_call_worker(NAME, CustomerReply, node="respond", human=_request)
+
+
+def spec() -> WorkerSpec:
+    """The `response` worker as the planner sees it and the validator checks it."""
+    return WorkerSpec(
+        name="response",
+        uses_tools=False,
+        capability="customer service",
+        description="drafts the reply to the customer from lookup and policy results, "
+        "applying the rules to the order facts",
+        graph=build(),
+        output_schema=CustomerReply,
+        check=check_reply,
+        render=render_reply,
+    )
