@@ -13,7 +13,7 @@ from foreman.core.context import Context
 from foreman.core.models import ainvoke_structured_reasking
 from foreman.core.prompts import render, untrusted
 from foreman.core.schemas import Plan, Subtask
-from foreman.core.state import USABLE, State, SubtaskRecord, Usage, empty_usage
+from foreman.core.state import USABLE, RunStatus, State, SubtaskRecord, Usage, empty_usage
 from foreman.core.text import clip_sentences, estimate_tokens
 from foreman.orchestration.audit import emit, event
 from foreman.orchestration.conflicts import find_conflicts
@@ -93,7 +93,7 @@ def _gap_line(sub: Subtask, rec: SubtaskRecord | None) -> str:
     return f"- {what}: {rec['status']}: {why}"
 
 
-def _status(state: State, plan: Plan, answered: bool, missing: bool) -> str:
+def _status(state: State, plan: Plan, answered: bool, missing: bool) -> RunStatus:
     if state.get("aborted"):
         return "aborted"
     if state.get("status") == "over_budget":

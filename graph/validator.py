@@ -14,14 +14,13 @@ from foreman.core.context import Context
 from foreman.core.models import ainvoke_structured
 from foreman.core.prompts import render, untrusted
 from foreman.core.schemas import Plan, Verdict
-from foreman.core.state import USABLE, State, SubtaskRecord, Usage
+from foreman.core.state import USABLE, NextStep, State, SubtaskRecord, Usage
 from foreman.orchestration.audit import event
 from foreman.orchestration.plan_validation import fingerprints
 from foreman.workers.base import WorkerInput
 from foreman.workers.registry import WorkerSpec
 
 AttemptVerdict = Literal["accept", "retry", "substitute", "give_up", "clarify", "not_found"]
-NextStep = Literal["dispatch", "plan", "clarify", "escalate", "synthesize"]
 
 
 async def check_output(
@@ -168,7 +167,7 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def route_after_validation(state: State) -> list[Send] | NextStep:
     """Follow the validator's decision; questions and escalations fan out, one per subtask."""
-    step: NextStep = state.get("next_step", "synthesize")  # type: ignore[assignment]
+    step: NextStep = state.get("next_step", "synthesize")
     if step not in ("clarify", "escalate"):
         return step
     records = current_records(state, fingerprints(current_plan(state)))

@@ -181,3 +181,33 @@ def test_the_code_example_offline_is_refused_before_anything_runs(cli: Any, tmp_
         "offline mode does not write code" in result.output and "nothing was run" in result.output
     )
     assert thread_count(tmp_path / "cli.sqlite") == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "choices"),
+    [
+        ("FOREMAN_SCHEDULER", "dataflow, waves"),
+        ("FOREMAN_STRUCTURED_OUTPUT", "function_calling, json_schema, json_mode"),
+    ],
+)
+def test_a_setting_outside_its_choices_is_refused(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, choices: str
+) -> None:
+    monkeypatch.setenv(variable, "bogus")
+    result = cli("run", HEAT_PUMPS, "--quiet")
+    assert result.exit_code == 2
+    assert f"{variable}='bogus': expected one of {choices}" in result.output
+    assert "Traceback" not in result.output
+    assert thread_count(tmp_path / "cli.sqlite") == 0
+
+
+def test_studio_renders_the_choices_as_choices() -> None:
+    from foreman import graph
+
+    schema = graph.get_context_jsonschema()["properties"]
+    assert schema["scheduler"]["enum"] == ["dataflow", "waves"]
+    assert schema["structured_output_method"]["enum"] == [
+        "function_calling", "json_schema", "json_mode",
+    ]  # fmt: skip
+    status = graph.get_output_jsonschema()["properties"]["status"]
+    assert {"done", "partial", "unanswered", "over_budget"} <= set(status["enum"])

@@ -237,7 +237,10 @@ def make_context(overrides: dict[str, Any], models: list[str]) -> Context:
     """A Context from option values and `--model ROLE=PROVIDER:MODEL` items."""
     values = {k: v for k, v in overrides.items() if v is not None}
     values.update(model_overrides(models))
-    ctx = Context(**values)
+    try:
+        ctx = Context(**values)
+    except ValueError as exc:  # a FOREMAN_* setting outside its choices
+        raise UsageError(f"configuration error: {exc}") from exc
     check_models(ctx)
     return ctx
 

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from foreman.core.resources import DATA_DIR
 
@@ -18,6 +18,19 @@ DEFAULT_DATASETS = DATA_DIR / "datasets"
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
+Scheduler = Literal["dataflow", "waves"]
+
+
+def _choice(name: str, default: str, choices: Any) -> Any:
+    """An environment setting that must be one of a `Literal`'s values."""
+    value = _env(name, default)
+    allowed = get_args(choices)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
 
 
 @dataclass(kw_only=True)
@@ -50,15 +63,17 @@ class Context:
         default_factory=lambda: _env("FOREMAN_SYNTHESIZER_MODEL", "offline"),
         metadata={"description": "Model that writes the final answer from accepted results."},
     )
-    structured_output_method: str = field(
-        default_factory=lambda: _env("FOREMAN_STRUCTURED_OUTPUT", "function_calling"),
+    structured_output_method: StructuredOutputMethod = field(
+        default_factory=lambda: _choice(
+            "FOREMAN_STRUCTURED_OUTPUT", "function_calling", StructuredOutputMethod
+        ),
         metadata={
             "description": "How OpenAI-compatible models return structured output: "
             "function_calling (widest support), json_schema or json_mode."
         },
     )
-    scheduler: str = field(
-        default_factory=lambda: _env("FOREMAN_SCHEDULER", "dataflow"),
+    scheduler: Scheduler = field(
+        default_factory=lambda: _choice("FOREMAN_SCHEDULER", "dataflow", Scheduler),
         metadata={
             "description": "dataflow: each subtask starts when its own inputs are accepted; "
             "waves: a Send fan-out per round of ready subtasks (slower on uneven plans)."

@@ -13,6 +13,24 @@ from langgraph.graph.message import add_messages
 # typing_extensions.TypedDict on Python < 3.12.
 from typing_extensions import TypedDict
 
+RunStatus = Literal[
+    "planned",  # a plan is made (or revised) and waits to run
+    "running",  # subtasks are being dispatched and checked
+    "rerun",  # `foreman rerun` forked the thread and reruns from a subtask
+    "done",  # answered
+    "partial",  # answered, with parts that could not be done (listed in the answer)
+    "unanswered",  # nothing that answers the request could be found, or it was declined
+    "failed",  # stopped: the request could not be planned, or a provider kept failing
+    "aborted",  # a person aborted it at an escalation
+    "over_budget",  # the token or cost budget ran out; the answer uses what was done
+]
+"""A run's status, as `OutputState.status` and `foreman threads` give it."""
+FINAL_STATUSES: frozenset[str] = frozenset(
+    {"done", "partial", "unanswered", "failed", "aborted", "over_budget"}
+)
+NextStep = Literal["dispatch", "plan", "clarify", "escalate", "synthesize", "review_plan"]
+"""Where the run goes after a dispatch round or a person's answer (`next_step`)."""
+
 RecordStatus = Literal[
     "accepted",
     "supplied",
@@ -187,7 +205,7 @@ class OutputState(TypedDict, total=False):
 
     answer: str
     """The synthesized answer (Markdown)."""
-    status: str
+    status: RunStatus
     """done / partial (some parts could not be answered) / unanswered / failed / aborted /
     over_budget."""
     error: str | None
@@ -234,12 +252,12 @@ class State(InputState, total=False):
     """Tokens and cost per model spec."""
     audit: Annotated[list[AuditEvent], operator.add]
     """The audit trail."""
-    next_step: str
-    """What the validator decided after the last dispatch round."""
+    next_step: NextStep
+    """What the validator (or a person's answer) decided the run does next."""
     aborted: Annotated[list[str], operator.add]
     """Reasons given by people who aborted the run at an escalation."""
-    status: str
-    """planning / running / done / failed / aborted / over_budget."""
+    status: RunStatus
+    """Where the run is: planned / running, or how it ended (`RunStatus`)."""
     error: str | None
     """Why the run stopped, when it did not finish."""
     answer: str
