@@ -22,7 +22,7 @@ from foreman.core.schemas import Plan
 from foreman.core.state import SubtaskRecord
 from foreman.orchestration.audit import event
 from foreman.orchestration.plan_validation import fingerprints
-from foreman.orchestration.validator import current_records
+from foreman.orchestration.records import current_records
 
 
 class RerunError(ValueError):

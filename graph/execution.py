@@ -27,7 +27,7 @@ from foreman.core.state import (
 )
 from foreman.orchestration import outputs
 from foreman.orchestration.audit import emit
-from foreman.orchestration.validator import check_output, decide
+from foreman.orchestration.validation import check_output, decide
 from foreman.workers.base import DependencyResult, WorkerInput
 from foreman.workers.registry import WorkerRegistry, WorkerSpec
 

@@ -22,8 +22,8 @@ from foreman.orchestration.conversation import answer_message, plan_message, req
 from foreman.orchestration.fixes import add_fix_round
 from foreman.orchestration.outputs import load_all
 from foreman.orchestration.plan_validation import PlanError, check_plan, fingerprints
+from foreman.orchestration.records import current_records
 from foreman.orchestration.right_sizing import merge_trivial_steps
-from foreman.orchestration.validator import current_records
 from foreman.workers.registry import WorkerRegistry
 
 PREVIOUS_ANSWER_CHARS = 2000

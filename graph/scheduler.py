@@ -42,7 +42,7 @@ from foreman.orchestration.audit import emit, event, total_usage, with_settings
 from foreman.orchestration.execution import Job, execute_subtask
 from foreman.orchestration.outputs import DEPENDENCY_FIELDS
 from foreman.orchestration.plan_validation import fingerprints, start_order
-from foreman.orchestration.validator import current_plan, current_records, has_new_answer
+from foreman.orchestration.records import current_plan, current_records, has_new_answer
 from foreman.workers.registry import WorkerRegistry
 
 BLOCKED = "blocked"  # internal: a dependency did not succeed; never stored in state

@@ -20,8 +20,8 @@ from foreman.orchestration.conflicts import find_conflicts
 from foreman.orchestration.conversation import answer_message
 from foreman.orchestration.outputs import DEPENDENCY_FIELDS, load_all
 from foreman.orchestration.plan_validation import fingerprints
+from foreman.orchestration.records import current_plan, current_records
 from foreman.orchestration.trace import coverage, trace_answer
-from foreman.orchestration.validator import current_plan, current_records
 from foreman.workers.base import citations_in
 from foreman.workers.tools.corpus import load_corpus
 

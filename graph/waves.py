@@ -18,6 +18,7 @@ from foreman.core.state import USABLE, State
 from foreman.orchestration.audit import emit, event, total_usage
 from foreman.orchestration.execution import Job, execute_subtask
 from foreman.orchestration.plan_validation import fingerprints, start_order
+from foreman.orchestration.records import current_plan, current_records
 from foreman.orchestration.scheduler import (
     as_dependency,
     needs_run,
@@ -27,7 +28,6 @@ from foreman.orchestration.scheduler import (
     unrun_record,
     usage_by_model,
 )
-from foreman.orchestration.validator import current_plan, current_records
 from foreman.workers.registry import WorkerRegistry
 
 
