@@ -174,6 +174,28 @@ async def test_a_chat_sends_messages_and_gets_the_answer_as_the_last_ai_message(
     assert "Offline mode cannot answer this" in values["messages"][-1]["content"]
 
 
+async def test_a_chat_follow_up_revises_the_report_and_reruns_only_what_it_changes(
+    client: LangGraphClient, dev_server: DevServer, new_thread: Callable[[], Awaitable[str]]
+) -> None:
+    thread_id = await new_thread()
+    for text in (HEAT_PUMPS, "Go deeper on running costs."):
+        turn = {"messages": [{"type": "human", "content": text}]}
+        await run_to_end(client, dev_server, thread_id, input=turn, context=OFFLINE)
+        if text == HEAT_PUMPS:
+            first = (await client.threads.get_state(thread_id))["values"]
+    values = (await client.threads.get_state(thread_id))["values"]
+    assert values["status"] == "done" and values["plan_history"][-1]["source"] == "turn"
+    again = sorted(
+        sid
+        for sid, rec in values["results"].items()
+        if rec["fingerprint"] != first["results"][sid]["fingerprint"]
+    )
+    assert again == ["r2", "summary", "w2"]  # running costs, in depth; how they work is kept
+    assert values["results"]["r1"] == first["results"]["r1"]
+    assert "in depth" in next(s for s in values["plan"]["subtasks"] if s["id"] == "r2")["objective"]
+    assert [m["type"] for m in values["messages"]][-3:] == ["human", "ai", "ai"]
+
+
 async def test_assistants_run_with_their_own_context(
     client: LangGraphClient,
     dev_server: DevServer,
