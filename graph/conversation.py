@@ -9,13 +9,15 @@ with its answer as an AI message, so a trailing human message is new input), els
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 PLAN_MESSAGE = "foreman-plan"
 ANSWER_MESSAGE = "foreman-answer"
+PROGRESS_MESSAGE = "foreman-progress"
+_MARKS = {"accepted": "done", "supplied": "done", "not_found": "nothing found", "failed": "failed"}
 
 
 def _text(message: BaseMessage) -> str:
@@ -46,3 +48,22 @@ def plan_message(plan: Mapping[str, Any]) -> AIMessage:
 def answer_message(answer: str, status: str) -> AIMessage:
     """The answer, as the conversation's last AI message."""
     return AIMessage(content=answer, name=ANSWER_MESSAGE, response_metadata={"status": status})
+
+
+def progress_message(
+    plan_version: int, subtasks: Sequence[tuple[str, str]], finished: Mapping[str, str]
+) -> AIMessage:
+    """Where a dispatch round is, as a chat shows it while the run goes on.
+
+    One message per plan version (a stable id), re-sent as each subtask finishes, so a chat
+    client shows it updating. `subtasks` are (id, worker) in plan order; `finished` maps the
+    ids finished so far to their record status. It is streamed, not kept in the state: when
+    the answer comes, the conversation holds the plan and the answer only.
+    """
+    lines = [f"Working: {len(finished)} of {len(subtasks)} subtasks finished"]
+    for sid, worker in subtasks:
+        status = finished.get(sid)
+        lines.append(f"- {sid} · {worker}: {_MARKS.get(status or '', status or '…')}")
+    return AIMessage(
+        content="\n".join(lines), name=PROGRESS_MESSAGE, id=f"foreman-progress-v{plan_version}"
+    )

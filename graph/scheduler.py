@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.func import task
+from langgraph.graph.message import push_message
 from langgraph.runtime import Runtime, get_runtime
 
 from foreman.core.context import Context
@@ -39,6 +40,7 @@ from foreman.core.state import (
     empty_usage,
 )
 from foreman.orchestration.audit import emit, event, total_usage, with_settings
+from foreman.orchestration.conversation import progress_message
 from foreman.orchestration.execution import Job, execute_subtask
 from foreman.orchestration.outputs import DEPENDENCY_FIELDS
 from foreman.orchestration.plan_validation import fingerprints, start_order
@@ -214,6 +216,7 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
         board_id = uuid.uuid4().hex
         _BOARDS[board_id] = board
         audit = [event("dispatch_round", plan_version=version, todo=[s.id for s in todo])]
+        steps = [(s.id, s.worker) for s in plan.subtasks]
         new: dict[str, SubtaskRecord] = {}
         calls: dict[asyncio.Future[SubtaskRecord], str] = {}
         # Finished calls, in finishing order: O(1) per completion (asyncio.wait over the
@@ -242,6 +245,9 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
                 board.spent = add_usage(board.spent, rec["usage"])
                 board.stop_reason = board.stop_reason or over_budget(ctx, board.spent)
                 audit.append(report_result(rec))
+                statuses = {i: r["status"] for i, r in (known | new).items()}
+                # streamed to chat clients (messages mode) as it happens; not kept in state
+                push_message(progress_message(version, steps, statuses), state_key=None)
         except BaseException:
             # Release tasks still waiting on inputs so the failure surfaces now; they
             # leave no result behind, so a resume runs them again.

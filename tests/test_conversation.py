@@ -8,7 +8,12 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from foreman import Context, build_graph
-from foreman.orchestration.conversation import ANSWER_MESSAGE, PLAN_MESSAGE, request_of
+from foreman.orchestration.conversation import (
+    ANSWER_MESSAGE,
+    PLAN_MESSAGE,
+    PROGRESS_MESSAGE,
+    request_of,
+)
 
 REPORT = "Write a report on heat pumps: noise and running costs"
 
@@ -150,3 +155,22 @@ async def test_a_model_planner_gets_the_answered_plan_as_a_draft(
     accepted = follow_up.prompt.rsplit("<accepted>", 1)[1].split("</accepted>")[0]
     assert set(accepted.split(", ")) == {"r1", "w1", "r2", "w2", "r3", "w3", "summary"}
     assert "<asked>" in follow_up.prompt.rsplit("<previous>", 1)[1]  # the turn before, as data
+
+
+async def test_a_chat_sees_the_subtasks_finish_while_the_run_goes_on(thread: Any) -> None:
+    """Progress streams as one message a chat updates in place; the state keeps none of it."""
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    seen: list[str] = []
+    async for message, _meta in app.astream(
+        {"messages": [HumanMessage(REPORT)]}, thread, context=Context(), stream_mode="messages"
+    ):
+        if getattr(message, "name", None) == PROGRESS_MESSAGE:
+            assert message.id == "foreman-progress-v1"
+            seen.append(message.content)
+    subtasks = len(app.get_state(thread).values["plan"]["subtasks"])
+    assert len(seen) == subtasks  # once per finished subtask
+    assert seen[0].startswith(f"Working: 1 of {subtasks} subtasks finished")
+    assert seen[-1].startswith(f"Working: {subtasks} of {subtasks} subtasks finished")
+    assert "- r1 · research: done" in seen[-1] and "…" not in seen[-1]
+    names = [getattr(m, "name", None) for m in app.get_state(thread).values["messages"]]
+    assert PROGRESS_MESSAGE not in names
