@@ -13,6 +13,7 @@ from foreman.core.models import ModelConfigError, load_chat_model
 from foreman.core.schemas import RetrySubtask
 from foreman.core.text import nesting_depth
 from foreman.errors import UsageError
+from foreman.orchestration.hitl import AnswerError, from_ui
 from foreman.orchestration.human_review import CLARIFICATION, ESCALATION, PLAN_REVIEW, explain
 
 PAYLOADS: dict[str, TypeAdapter[Any]] = {
@@ -84,7 +85,7 @@ def resume_value(pending: list[Any], answer: str) -> Any:
     def check(intr: Any, value: Any) -> Any:
         kind = intr.value.get("kind")
         try:
-            decision = PAYLOADS[kind].validate_python(value)
+            decision = PAYLOADS[kind].validate_python(from_ui(kind, value))
             if isinstance(decision, RetrySubtask) and decision.model:
                 load_chat_model(decision.model)
         except ValidationError as exc:
@@ -94,6 +95,8 @@ def resume_value(pending: list[Any], answer: str) -> Any:
             ) from exc
         except ModelConfigError as exc:
             raise UsageError(f"the model for the retry cannot be used: {exc}") from exc
+        except AnswerError as exc:
+            raise UsageError(f"answer for {intr.value.get('subtask') or kind}: {exc}") from exc
         return value
 
     if len(pending) == 1:

@@ -31,6 +31,7 @@ from foreman.core.schemas import (
 from foreman.core.state import State, SubtaskRecord, empty_usage
 from foreman.core.text import without_nul
 from foreman.orchestration.audit import event
+from foreman.orchestration.hitl import AnswerError, from_ui, offer
 from foreman.orchestration.plan_validation import PlanError, check_plan
 from foreman.workers.registry import WorkerRegistry
 
@@ -58,10 +59,6 @@ def explain(exc: ValidationError) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
-class AnswerError(ValueError):
-    """An answer of the right shape that cannot be acted on; the message says why."""
-
-
 def understood(answer: Any, parse: Callable[[Any], Any], expected: str) -> tuple[Any, str | None]:
     """Parse a person's answer: `(decision, None)`, or `(None, why it was not understood)`."""
     try:
@@ -80,12 +77,15 @@ def ask(payload: dict[str, Any], parse: Callable[[Any], Any]) -> Any:
     """Interrupt until the person's answer parses; each bad answer is shown back with why.
 
     For small answers only (questions, escalations): on resume the node replays every
-    earlier answer through `parse` again.
+    earlier answer through `parse` again. The question is offered in the UI schemas too, and
+    a UI's answer is read as Foreman's payload (`graph.hitl`).
     """
     error: str | None = None
     while True:
         decision, error = understood(
-            interrupt({**payload, "error": error}), parse, payload["expected"]
+            interrupt(offer({**payload, "error": error})),
+            lambda answer: parse(from_ui(payload["kind"], answer)),
+            payload["expected"],
         )
         if error is None:
             return decision
@@ -103,20 +103,22 @@ def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
         """
 
         def parse(answer: Any) -> Any:
-            decision = PLAN_REVIEW.validate_python(answer)
+            decision = PLAN_REVIEW.validate_python(from_ui("plan_review", answer))
             if isinstance(decision, EditPlan):
                 check_plan(decision.plan, registry, runtime.context.max_subtasks)
             return decision
 
         answer = interrupt(
-            {
-                "kind": "plan_review",
-                "plan": state["plan"],
-                "version": state.get("plan_version"),
-                "expected": PLAN_REVIEW_HELP,
-                "error": state.get("review_error"),
-                "reason": state.get("approval_needed"),
-            }
+            offer(
+                {
+                    "kind": "plan_review",
+                    "plan": state["plan"],
+                    "version": state.get("plan_version"),
+                    "expected": PLAN_REVIEW_HELP,
+                    "error": state.get("review_error"),
+                    "reason": state.get("approval_needed"),
+                }
+            )
         )
         decision, error = understood(answer, parse, PLAN_REVIEW_HELP)
         if error is not None:
