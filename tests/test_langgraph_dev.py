@@ -196,6 +196,40 @@ async def test_a_chat_follow_up_revises_the_report_and_reruns_only_what_it_chang
     assert [m["type"] for m in values["messages"]][-3:] == ["human", "ai", "ai"]
 
 
+async def test_a_chat_ui_answers_the_plan_review_in_its_own_schema(
+    client: LangGraphClient, dev_server: DevServer, new_thread: Callable[[], Awaitable[str]]
+) -> None:
+    """What Agent Chat UI does: an assistant with plan review on, messages in, decisions back."""
+    assistant = await client.assistants.create(
+        graph_id="foreman", context={**OFFLINE, "review_plan": True}, name="reviewed"
+    )
+    try:
+        thread_id = await new_thread()
+        first = {"messages": [{"type": "human", "content": HEAT_PUMPS}]}
+        await run_to_end(client, dev_server, thread_id, assistant["assistant_id"], input=first)
+        state = await client.threads.get_state(thread_id)
+        [intr] = state["interrupts"]
+        value = intr["value"]
+        assert value["kind"] == "plan_review"
+        assert value["action_requests"][0]["args"]["subtasks"] == value["plan"]["subtasks"]
+        assert value["review_configs"][0]["allowed_decisions"] == ["approve", "edit", "reject"]
+        assert value["action_request"]["action"] == "review_plan" and value["config"]
+        assert [m["type"] for m in state["values"]["messages"]] == ["human", "ai"]  # the plan
+        await run_to_end(
+            client,
+            dev_server,
+            thread_id,
+            assistant["assistant_id"],
+            command={"resume": {"decisions": [{"type": "approve"}]}},
+        )
+    finally:
+        await client.assistants.delete(assistant["assistant_id"])
+    values = (await client.threads.get_state(thread_id))["values"]
+    assert values["status"] == "done", values.get("error")
+    assert [m["type"] for m in values["messages"]] == ["human", "ai", "ai"]
+    assert CITATION.search(values["messages"][-1]["content"])
+
+
 async def test_assistants_run_with_their_own_context(
     client: LangGraphClient,
     dev_server: DevServer,
