@@ -57,6 +57,12 @@ aegra-up: $(AEGRA_STAMP) ## Serve Foreman from 2 Aegra instances on one PostgreS
 test-aegra: $(STAMP) data $(AEGRA_STAMP) ## Two Aegra instances, 20 runs, one killed mid-run
 	$(BIN)/python -m pytest -q -s -m aegra tests/test_aegra.py
 
+ui-install: ## Install Agent Chat UI (npm), Chromium (apt) and playwright-core under .ui/
+	$(PYTHON) scripts/chat_ui.py install  # stdlib only: needs no .venv
+
+test-ui: $(STAMP) data ui-install ## In headless Chromium: a request, the plan review accepted, the answer
+	$(BIN)/python -m pytest -q -s -m ui tests/test_chat_ui.py
+
 bench: $(STAMP) ## Scheduling, overhead, durability, plan checks, honest answers; writes bench/results/*.json
 	$(BIN)/python -m bench.run $(ARGS)
 	$(BIN)/python -m bench.durability
@@ -70,6 +76,6 @@ graph: $(STAMP) ## Print the graph as Mermaid
 	$(BIN)/foreman graph
 
 clean: ## Remove the virtualenv and local run data
-	rm -rf $(VENV) .aegra .foreman .langgraph_api build data/support/shop.sqlite
+	rm -rf $(VENV) .aegra .ui .foreman .langgraph_api build data/support/shop.sqlite tests/output
 
-.PHONY: help install demo data lint test test-setup bench dev graph clean aegra-install aegra-up test-aegra
+.PHONY: help install demo data lint test test-setup bench dev graph clean aegra-install aegra-up test-aegra ui-install test-ui
