@@ -3,8 +3,9 @@
 `install` sets up, under `.ui/` (gitignored), once:
 - Chromium from the Debian package (`apt-get install chromium`), if /usr/bin/chromium is absent;
 - Agent Chat UI, the way its README offers through npm: `npx create-agent-chat-app` (pinned),
-  its Next.js app only, dependencies from npm, then a production build, so each run starts
-  it in a second (`next dev` would compile the page on every first visit);
+  its Next.js app only, its npm dependencies as `tests/ui/agent-chat-app.package-lock.json`
+  pins them, then a production build, so each run starts it in a second (`next dev` would
+  compile the page on every first visit);
 - playwright-core, which drives that Chromium (it downloads no browser of its own).
 A stamp names what was installed; a later `install` with the same versions does nothing.
 
@@ -17,6 +18,7 @@ Stdlib only, like `deploy/aegra/cluster.py`: `make test-ui` runs it before the t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import signal
@@ -38,6 +40,9 @@ CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CREATE_APP = "create-agent-chat-app@0.1.6"
 PLAYWRIGHT = "playwright-core@1.65.2"
 STAMP = UI_DIR / ".installed"
+# The template pins no versions of its own: this lockfile does (`npm ci`). To update them,
+# delete it and run `make ui-install`, which writes a new one here.
+LOCK = REPO / "tests" / "ui" / "agent-chat-app.package-lock.json"
 # The app loads the Inter font through next/font/google, which `next build` fetches from
 # Google Fonts; with no route there the build fails. The page keeps the browser's font.
 FONT_PATCH = {
@@ -51,7 +56,8 @@ NODE_ENV = {"NEXT_TELEMETRY_DISABLED": "1", "npm_config_update_notifier": "false
 
 
 def _key() -> str:
-    return f"{CREATE_APP} {PLAYWRIGHT} font-patch-1\n"
+    lock = hashlib.sha256(LOCK.read_bytes()).hexdigest()[:16] if LOCK.exists() else "unlocked"
+    return f"{CREATE_APP} {PLAYWRIGHT} lock {lock} font-patch-1\n"
 
 
 def is_installed() -> bool:
@@ -115,7 +121,13 @@ def install() -> None:
     timed("Agent Chat UI (npx create-agent-chat-app)", (create, UI_DIR))
     _patch_font(WEB / "src" / "app" / "layout.tsx")
     shutil.rmtree(APP / "apps" / "agents")  # no agent chosen: only their npm dependencies
-    timed("its dependencies (npm install)", (["npm", "install", *QUIET_NPM], APP))
+    if LOCK.exists():
+        shutil.copyfile(LOCK, APP / "package-lock.json")
+        timed("its dependencies (npm ci)", (["npm", "ci", *QUIET_NPM], APP))
+    else:
+        timed("its dependencies (npm install)", (["npm", "install", *QUIET_NPM], APP))
+        shutil.copyfile(APP / "package-lock.json", LOCK)
+        print(f"wrote {LOCK.relative_to(REPO)}: commit it")
     timed(
         "its production build (next build)",
         ([str(APP / "node_modules/.bin/next"), "build", "--no-lint"], WEB),

@@ -37,8 +37,9 @@ try {
   await page.getByRole("button", { name: "Send", exact: true }).click();
   step("sent");
 
-  // The plan-review interrupt, rendered by the UI's own inbox view from our schema.
-  const accept = page.getByRole("button", { name: "Accept", exact: true });
+  // The plan-review interrupt, rendered by the UI's own inbox view from our schema:
+  // "Accept" in the HumanInterrupt generation of the UI, "Approve" in the HITLRequest one.
+  const accept = page.getByRole("button", { name: /^(Accept|Approve)$/ });
   await accept.waitFor();
   step("plan_review_shown");
   await page.screenshot({ path: path.join(outDir, "plan-review.png"), fullPage: true });
