@@ -194,6 +194,7 @@ def main() -> None:
         return
     if not is_installed():
         sys.exit("not installed: run `make ui-install`")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so `serve` stops the UI too
     with serve(args.port) as url:
         print(f"Agent Chat UI: {url}/?apiUrl={args.api}&assistantId={args.assistant}", flush=True)
         try:
