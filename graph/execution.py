@@ -10,10 +10,10 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 from foreman.core.context import Context
 from foreman.core.models import (
-    PROVIDER_ERRORS,
     StructuredOutputError,
     load_chat_model,
     provider_error,
+    provider_errors,
 )
 from foreman.core.redact import redact
 from foreman.core.schemas import Subtask
@@ -77,7 +77,7 @@ async def _run_worker(
                 )
     except TimeoutError:
         return None, empty_usage(), "-", f"timed out after {ctx.worker_timeout_s:g}s"
-    except PROVIDER_ERRORS as exc:  # a worker calling a client directly
+    except provider_errors() as exc:  # a worker calling a client directly
         spec_name = ctx.model_for_worker(spec.name)
         model = load_chat_model(spec_name)
         raise provider_error(f"{spec.name} worker", spec_name, model, exc) from exc

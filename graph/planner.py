@@ -12,7 +12,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from foreman.core.context import Context
-from foreman.core.models import StructuredOutputError, ainvoke_structured
+from foreman.core.models import StructuredOutputError, ainvoke_structured, check_specs
 from foreman.core.prompts import render, untrusted
 from foreman.core.schemas import Plan
 from foreman.core.state import USABLE, State, SubtaskRecord, Usage, add_usage, empty_usage
@@ -43,7 +43,12 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         unrelated request is planned afresh; either way, subtasks that come again unchanged
         keep their results. The first call records the run's settings in state, so a resume
         goes on with them.
+
+        Raises:
+            ModelConfigError: a model spec of the run's Context does not resolve (checked
+                before anything else, so a bad spec stops the run before any model call).
         """
+        check_specs(runtime.context.model_specs())
         request = request_of(state)
         if not request:
             error = 'no request: send {"request": "..."} or a human message'

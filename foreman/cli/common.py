@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from foreman.core.context import Context, context_from, settings_of
 from foreman.core.redact import redact
@@ -104,8 +105,8 @@ def say(text: str) -> None:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print an error and return the `Exit` to raise."""
-    err.print(f"[red]error:[/] {message}", highlight=False)
+    """Print an error and return the `Exit` to raise (`[...]` in it is text, not markup)."""
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -222,15 +223,14 @@ def model_overrides(models: list[str]) -> dict[str, Any]:
 
 
 def check_models(ctx: Context) -> None:
-    """Resolve every model spec now, so a bad one is refused before a thread exists."""
-    from foreman.core.models import load_chat_model  # raises ModelConfigError
+    """Resolve every model spec now, so a bad one is refused before a thread exists.
 
-    specs = [ctx.planner_model, ctx.worker_model, ctx.synthesizer_model]
-    specs += list(ctx.worker_models.values())
-    if ctx.judge:
-        specs.append(ctx.validator_model)
-    for spec in dict.fromkeys(specs):
-        load_chat_model(spec)  # raises ModelConfigError; builds a client, sends nothing
+    Raises:
+        ModelConfigError: a spec that does not resolve; builds clients, sends nothing.
+    """
+    from foreman.core.models import check_specs
+
+    check_specs(ctx.model_specs())
 
 
 def make_context(overrides: dict[str, Any], models: list[str]) -> Context:
@@ -320,10 +320,10 @@ def execute(coro: Any, thread: str) -> None:
     except typer.Exit:
         raise
     except UsageError as exc:
-        err.print(f"[red]error:[/] {redact(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/] {escape(redact(str(exc)))}", highlight=False)
         code = EXIT_USAGE
     except ModelConfigError as exc:
-        err.print(f"[red]configuration error:[/] {redact(str(exc))}", highlight=False)
+        err.print(f"[red]configuration error:[/] {escape(redact(str(exc)))}", highlight=False)
         code = EXIT_USAGE
     except ThreadBusy as exc:
         err.print(f"[red]busy:[/] {exc}", highlight=False)
@@ -333,12 +333,12 @@ def execute(coro: Any, thread: str) -> None:
         code = 130
     except ProviderError as exc:
         _debug_trace(exc)
-        err.print(f"[red]provider failed:[/] {exc}", highlight=False)
+        err.print(f"[red]provider failed:[/] {escape(str(exc))}", highlight=False)
         err.print(f"Nothing finished is lost; when it is fixed: {resume}", highlight=False)
         code = EXIT_FAILED
     except StructuredOutputError as exc:
         _debug_trace(exc)
-        err.print(f"[red]model answer unusable:[/] {exc}", highlight=False)
+        err.print(f"[red]model answer unusable:[/] {escape(str(exc))}", highlight=False)
         err.print(f"Resume, perhaps with another model (--model ROLE=...): {resume}")
         code = EXIT_FAILED
     except GraphRecursionError as exc:
@@ -346,7 +346,7 @@ def execute(coro: Any, thread: str) -> None:
         code = EXIT_FAILED
     except Exception as exc:  # anything else: one line, the thread stays resumable
         _debug_trace(exc)
-        err.print(f"[red]error:[/] {type(exc).__name__}: {_one_line(exc)}", highlight=False)
+        err.print(f"[red]error:[/] {type(exc).__name__}: {escape(_one_line(exc))}", highlight=False)
         hint = "" if _debug["on"] else " (--debug shows the traceback)"
         err.print(f"The thread keeps its last checkpoint: {resume}{hint}", highlight=False)
         code = EXIT_FAILED

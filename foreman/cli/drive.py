@@ -13,6 +13,7 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Command
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 
 from foreman import housekeeping
 from foreman.ages import parse_age
@@ -205,7 +206,7 @@ async def stream_run(
     )
     say(f"Audit trail: {folder}/audit.md and audit.json (also: foreman show {thread})")
     if values.get("error"):
-        err.print(f"[red]error:[/] {values['error']}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(values['error']))}", highlight=False)
     return exit_code(str(values.get("status")))
 
 

@@ -38,9 +38,10 @@ class Context:
     """Configuration of one Foreman run. Defaults come from the environment.
 
     Model specs are `PROVIDER:MODEL` strings: `offline` (the built-in deterministic
-    extractive mode, no network) or any OpenAI-compatible provider, e.g.
-    `openai:gpt-4.1-mini`, `ollama:llama3.1` (base URL and key from `OLLAMA_BASE_URL`,
-    `OLLAMA_API_KEY`; for `openai` from `OPENAI_BASE_URL`, `OPENAI_API_KEY`).
+    extractive mode, no network), `openai:gpt-4.1-mini`, a provider LangChain's
+    `init_chat_model` knows (`anthropic:...`, `google_genai:...`, `ollama:...`, with its
+    extra installed), or any OpenAI-compatible server as `NAME:MODEL` with `NAME_BASE_URL`
+    (and `NAME_API_KEY`) set. README, Providers.
     """
 
     planner_model: str = field(
@@ -169,6 +170,14 @@ class Context:
     def model_for_worker(self, worker: str) -> str:
         """Return the model spec a worker runs with (its override, else `worker_model`)."""
         return self.worker_models.get(worker, self.worker_model)
+
+    def model_specs(self) -> list[str]:
+        """Every model spec a run with this Context may call, each once."""
+        specs = [self.planner_model, self.worker_model, self.synthesizer_model]
+        specs += list(self.worker_models.values())
+        if self.judge:
+            specs.append(self.validator_model)
+        return list(dict.fromkeys(specs))
 
 
 def settings_of(ctx: Context) -> dict[str, Any]:

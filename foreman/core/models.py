@@ -1,20 +1,38 @@
-"""Chat models per role: the offline provider, OpenAI-compatible endpoints, usage and cost."""
+"""Calling the models: structured and text calls, provider failures, usage and cost.
+
+Specs resolve to models in `foreman.core.providers` (re-exported here). Every call is
+named and tagged for tracing and streaming clients: structured calls carry
+`foreman:structured`, the final answer's prose `foreman:answer` (README, Streaming).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
+from foreman.core.providers import (
+    ModelConfigError,
+    check_specs,
+    env_prefix,
+    http_retries,
+    http_timeout,
+    is_in_process,
+    load_chat_model,
+    register_provider,
+    unregister_provider,
+)
 from foreman.core.redact import redact
 from foreman.core.resources import DATA_DIR
 from foreman.core.state import Usage, add_usage, empty_usage
@@ -38,16 +56,39 @@ def _transport_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Excepti
     return tuple(errors), tuple(timeouts)
 
 
+__all__ = [
+    "ANSWER_TAG",
+    "STRUCTURED_TAG",
+    "ModelConfigError",
+    "ProviderError",
+    "StructuredOutputError",
+    "ainvoke_structured",
+    "ainvoke_structured_reasking",
+    "check_specs",
+    "http_retries",
+    "http_timeout",
+    "load_chat_model",
+    "provider_error",
+    "provider_errors",
+    "register_provider",
+    "unregister_provider",
+    "usage_of",
+]
+
 HTTP_ERRORS, HTTP_TIMEOUTS = _transport_errors()
 # What a provider call raises when the provider (not Foreman) failed.
 PROVIDER_ERRORS: tuple[type[Exception], ...] = (openai.APIError, *HTTP_ERRORS)
+# The same for partner SDKs, by module and class; they count once their module is loaded.
+PARTNER_ERRORS = {
+    "anthropic": "APIError",
+    "ollama": "ResponseError",
+    "google.genai.errors": "APIError",
+}
+# Tags of model calls, for tracing and for chat clients streaming with `messages`.
+STRUCTURED_TAG = "foreman:structured"
+ANSWER_TAG = "foreman:answer"
 
-ProviderFactory = Callable[[str], BaseChatModel]
 M = TypeVar("M", bound=BaseModel)
-
-
-class ModelConfigError(ValueError):
-    """A model spec that cannot be turned into a model (unknown provider, missing URL)."""
 
 
 class StructuredOutputError(ValueError):
@@ -68,89 +109,6 @@ class ProviderError(RuntimeError):
     def __init__(self, role: str, spec: str, url: str, problem: str, hint: str):
         self.role, self.spec, self.url = role, spec, url
         super().__init__(redact(f"{role} model {spec} at {url}: {problem}; {hint}"))
-
-
-def http_timeout() -> float:
-    """Seconds one HTTP request to a provider may take (`FOREMAN_HTTP_TIMEOUT`, default 60)."""
-    return _env_number("FOREMAN_HTTP_TIMEOUT", 60.0, float)
-
-
-def http_retries() -> int:
-    """Retries of a failed or stalled request (`FOREMAN_HTTP_RETRIES`, default 1)."""
-    return int(_env_number("FOREMAN_HTTP_RETRIES", 1, int))
-
-
-def _env_number(name: str, default: float, kind: type[float] | type[int]) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ModelConfigError(f"{name} must be a non-negative number, got {raw!r}")
-    return value
-
-
-_PROVIDERS: dict[str, ProviderFactory] = {"offline": lambda name: _offline(name)}
-
-
-def register_provider(name: str, factory: ProviderFactory) -> None:
-    """Make `name:MODEL` specs resolve through `factory(MODEL)` (tests, custom providers)."""
-    _PROVIDERS[name] = factory
-    load_chat_model.cache_clear()
-
-
-def unregister_provider(name: str) -> None:
-    """Remove a provider registered with `register_provider`."""
-    _PROVIDERS.pop(name, None)
-    load_chat_model.cache_clear()
-
-
-def _offline(name: str) -> BaseChatModel:
-    from foreman.core.offline.model import OfflineChatModel
-
-    return OfflineChatModel(model_name=name or "extractive")
-
-
-def _openai_compatible(provider: str, model: str) -> BaseChatModel:
-    from langchain_openai import ChatOpenAI
-
-    prefix = provider.upper().replace("-", "_")
-    base_url = os.environ.get(f"{prefix}_BASE_URL")
-    api_key = os.environ.get(f"{prefix}_API_KEY")
-    if provider != "openai" and not base_url:
-        raise ModelConfigError(
-            f"unknown provider {provider!r}: set {prefix}_BASE_URL to its OpenAI-compatible "
-            f"endpoint (e.g. http://127.0.0.1:11434/v1), or use `offline` or `openai:MODEL`"
-        )
-    if provider == "openai" and not api_key:
-        raise ModelConfigError("model spec uses `openai:` but OPENAI_API_KEY is not set")
-    return ChatOpenAI(
-        model=model,
-        base_url=base_url,
-        api_key=api_key or "not-needed",  # type: ignore[arg-type]
-        # A stalled provider is given up after timeout x (retries + 1), plus the client's
-        # short back-off: 2 minutes by default (README, Providers).
-        timeout=openai.Timeout(http_timeout(), connect=min(10.0, http_timeout())),
-        max_retries=http_retries(),
-        stream_usage=True,
-    )
-
-
-@lru_cache(maxsize=64)
-def load_chat_model(spec: str) -> BaseChatModel:
-    """Resolve a `PROVIDER:MODEL` spec (or just `offline`) to a chat model, cached."""
-    provider, _, model = spec.partition(":")
-    provider = provider.strip().lower()
-    if not provider:
-        raise ModelConfigError(f"empty model spec {spec!r}")
-    if provider in _PROVIDERS:
-        return _PROVIDERS[provider](model)
-    if not model:
-        raise ModelConfigError(f"model spec {spec!r} needs a model name: {provider}:MODEL")
-    return _openai_compatible(provider, model)
 
 
 @lru_cache(maxsize=1)
@@ -186,47 +144,97 @@ def usage_of(spec: str, message: BaseMessage | None) -> Usage:
     }
 
 
-def _base_url(model: BaseChatModel) -> str:
-    url = getattr(model, "openai_api_base", None)
-    if url:
-        return str(url)
-    return "https://api.openai.com/v1" if hasattr(model, "openai_api_key") else "(in process)"
+def provider_errors() -> tuple[type[Exception], ...]:
+    """What a provider call raises when the provider failed, for the SDKs loaded so far.
+
+    A partner SDK's errors can only come from a model of it, which imported it first, so
+    nothing is imported here.
+    """
+    loaded = [
+        getattr(sys.modules[m], name, None)
+        for m, name in PARTNER_ERRORS.items()
+        if m in sys.modules
+    ]
+    return (*PROVIDER_ERRORS, *(t for t in loaded if isinstance(t, type)))
+
+
+def _base_url(spec: str, model: BaseChatModel) -> str:
+    for attr in ("openai_api_base", "anthropic_api_url", "base_url"):
+        if url := getattr(model, attr, None):
+            return str(url)
+    if hasattr(model, "openai_api_key"):
+        return "https://api.openai.com/v1"
+    if is_in_process(spec):
+        return "(in process)"
+    if spec.partition(":")[0] == "ollama":
+        return os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434")
+    return "(the provider's endpoint)"
+
+
+def _variables(spec: str, model: BaseChatModel) -> tuple[str, str]:
+    """The environment variables of a spec's key and address, for hints."""
+    provider = spec.partition(":")[0].strip().lower()
+    prefix = env_prefix(provider)
+    key = "GOOGLE_API_KEY" if provider == "google_genai" else f"{prefix}_API_KEY"
+    native_ollama = provider == "ollama" and not hasattr(model, "openai_api_key")
+    return key, "OLLAMA_HOST" if native_ollama else f"{prefix}_BASE_URL"
+
+
+def _status_of(exc: Exception) -> int | None:
+    """The HTTP status an SDK error carries (`status_code`; google-genai calls it `code`)."""
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(exc, "code", None)
+    return status if isinstance(status, int) and status > 0 else None
 
 
 def provider_error(role: str, spec: str, model: BaseChatModel, exc: Exception) -> ProviderError:
-    """Turn a client exception into a `ProviderError` a person can act on."""
-    url = _base_url(model)
-    prefix = spec.partition(":")[0].upper().replace("-", "_")
+    """Turn a client exception into a `ProviderError` a person can act on.
+
+    Read by HTTP status and by the error names the openai and anthropic SDKs share, so it
+    speaks the same for every provider.
+    """
+    url = _base_url(spec, model)
+    key_var, url_var = _variables(spec, model)
     name = spec.partition(":")[2] or spec
     tries = f"{http_retries() + 1} {'try' if http_retries() == 0 else 'tries'}"
     detail = " ".join(str(getattr(exc, "message", None) or exc).split())[:240].rstrip(". ")
-    key_hint = f"check {prefix}_API_KEY"
-    problem, hint = f"{type(exc).__name__}: {detail}", "see the provider's documentation"
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        problem = f"the API key was refused (HTTP {exc.status_code}: {detail})"
-        hint = key_hint
-    elif isinstance(exc, openai.NotFoundError):
+    kind = type(exc).__name__
+    status = _status_of(exc)
+    problem, hint = f"{kind}: {detail}", "see the provider's documentation"
+    if status in (401, 403):
+        problem = f"the API key was refused (HTTP {status}: {detail})"
+        hint = f"check {key_var}"
+    elif status == 404:
         problem = f"the server does not know model {name!r} (HTTP 404: {detail})"
         hint = "check the model name (--model ROLE=PROVIDER:MODEL) and the base URL"
-    elif isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
-        problem = f"the request was rejected (HTTP {exc.status_code}: {detail})"
+    elif status in (400, 422):
+        problem = f"the request was rejected (HTTP {status}: {detail})"
         hint = (
             "the model may not support this kind of structured output; try "
             "FOREMAN_STRUCTURED_OUTPUT=json_mode or json_schema"
         )
-    elif isinstance(exc, openai.RateLimitError):
+    elif status == 429:
         problem = f"rate limited (HTTP 429) in {tries}"
         hint = "wait, then resume; or lower --max-parallel"
-    elif isinstance(exc, openai.APIStatusError):
-        problem = f"server error (HTTP {exc.status_code}) in {tries}: {detail}"
+    elif status is not None:
+        problem = f"server error (HTTP {status}) in {tries}: {detail}"
         hint = "the provider is failing; resume when it is back"
-    elif isinstance(exc, (openai.APITimeoutError, *HTTP_TIMEOUTS)):
+    elif isinstance(exc, (openai.APITimeoutError, *HTTP_TIMEOUTS)) or kind == "APITimeoutError":
         problem = f"no answer within {http_timeout():g}s, {tries}"
         hint = "is the server overloaded or stuck? resume later, or raise FOREMAN_HTTP_TIMEOUT"
-    elif isinstance(exc, (openai.APIConnectionError, *HTTP_ERRORS)):
+    elif isinstance(exc, (openai.APIConnectionError, *HTTP_ERRORS)) or kind == "APIConnectionError":
         problem = f"could not connect ({detail})"
-        hint = f"is the server running? check {prefix}_BASE_URL"
+        hint = f"is the server running? check {url_var}"
     return ProviderError(role, spec, url, problem, hint)
+
+
+def tagged(config: RunnableConfig | None, *tags: str, **metadata: Any) -> RunnableConfig:
+    """`config` with `tags` and `metadata` added (a copy; the caller's is left as it is)."""
+    out: RunnableConfig = {**(config or {})}
+    out["tags"] = [*out.get("tags", []), *(t for t in tags if t not in out.get("tags", []))]
+    out["metadata"] = {**out.get("metadata", {}), **metadata}
+    return out
 
 
 async def ainvoke_structured(
@@ -236,8 +244,12 @@ async def ainvoke_structured(
     *,
     method: str = "function_calling",
     role: str = "model",
+    config: RunnableConfig | None = None,
 ) -> tuple[M, Usage]:
     """Call the model for `spec` and parse its answer into `schema`.
+
+    The call is tagged `foreman:structured`, named `config["run_name"]` (else after the
+    role and the schema) and carries `foreman_role`, `model` and `schema` metadata.
 
     Raises:
         StructuredOutputError: the answer did not match the schema.
@@ -245,11 +257,13 @@ async def ainvoke_structured(
         ProviderError: the provider failed after its retries (`role` names who asked).
     """
     model = load_chat_model(spec)
-    kwargs = {"method": method} if spec.split(":")[0] not in _PROVIDERS else {}
+    kwargs = {"method": method} if not is_in_process(spec) else {}
     runnable = model.with_structured_output(schema, include_raw=True, **kwargs)
+    config = tagged(config, STRUCTURED_TAG, foreman_role=role, model=spec, schema=schema.__name__)
+    config.setdefault("run_name", f"{role} · {schema.__name__}")
     try:
-        out = await runnable.ainvoke(list(messages))
-    except PROVIDER_ERRORS as exc:
+        out = await runnable.ainvoke(list(messages), config=config)
+    except provider_errors() as exc:
         raise provider_error(role, spec, model, exc) from exc
     assert isinstance(out, dict)
     raw = out.get("raw")
@@ -271,6 +285,7 @@ async def ainvoke_structured_reasking(
     attempts: int,
     method: str = "function_calling",
     role: str = "model",
+    config: RunnableConfig | None = None,
 ) -> tuple[M, Usage]:
     """`ainvoke_structured`, asking again with what was wrong when an answer is malformed.
 
@@ -291,7 +306,9 @@ async def ainvoke_structured_reasking(
                 )
             )
         try:
-            parsed, spent = await ainvoke_structured(spec, schema, asked, method=method, role=role)
+            parsed, spent = await ainvoke_structured(
+                spec, schema, asked, method=method, role=role, config=config
+            )
         except StructuredOutputError as exc:
             usage = add_usage(usage, exc.usage or empty_usage())
             problem = str(exc)

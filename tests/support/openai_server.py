@@ -253,9 +253,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"object": "list", "data": data})
 
     def do_POST(self) -> None:
-        """Serve ``/v1/chat/completions``; anything else is a 404."""
+        """Serve ``/v1/chat/completions`` (and Azure's ``.../chat/completions?api-version=``)."""
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        self.server.owner._record_path(self.path)
+        if not self.path.partition("?")[0].rstrip("/").endswith("/chat/completions"):
             self._send_error(404, f"Unknown path: {self.path}")
             return
         try:
@@ -315,6 +316,7 @@ class OpenAICompatServer:
     Attributes:
         responder: Called with each parsed request body; returns a Reply.
         requests: Every chat completion request body received, in order.
+        paths: The path (with query) of every POST received, in order.
         base_url: ``http://127.0.0.1:<port>/v1`` once started.
     """
 
@@ -322,6 +324,7 @@ class OpenAICompatServer:
         """Create a stopped server that answers with ``responder``."""
         self.responder = responder
         self.requests: list[dict] = []
+        self.paths: list[str] = []
         self.base_url = ""
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -331,6 +334,10 @@ class OpenAICompatServer:
     def _record(self, request: dict) -> None:
         with self._lock:
             self.requests.append(request)
+
+    def _record_path(self, path: str) -> None:
+        with self._lock:
+            self.paths.append(path)
 
     def models_seen(self) -> list[str]:
         """Return the distinct model names requested so far, in order."""
