@@ -19,7 +19,7 @@ What is measured
    ``register_provider("bench", ...)`` answers the structured ``Plan`` call with the DAG
    (subtask id = task id, inputs = deps, worker ``sim``, the latency in the objective),
    and the ``sim`` worker's subgraph only ``await asyncio.sleep(latency * unit)``. The
-   same provider answers the synthesizer's ``Report`` call with a fixed report. Context:
+   same provider answers the synthesizer's text call with a fixed report. Context:
    every role on ``bench:…``, ``max_parallel`` ≥ 64 (never binding), ``max_subtasks`` ≥
    the graph.
 

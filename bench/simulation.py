@@ -3,7 +3,7 @@
 A reference DAG (`bench/dags.json`) becomes a Foreman `Plan` with one `sim`
 subtask per task, its latency written into the objective; `BenchChatModel` (registered as
 the `bench` provider) answers the planner's structured `Plan` call with that plan and the
-synthesizer's `Report` call with a fixed stub; the `sim` worker only sleeps the seconds its
+synthesizer's text call with a fixed stub; the `sim` worker only sleeps the seconds its
 objective gives, as a tool worker or as a one-node subgraph. `bench.durability` and the
 tests reuse these pieces.
 """
@@ -81,23 +81,23 @@ def dag_plan(dag: Dag, unit: float) -> dict[str, Any]:
 
 
 class BenchChatModel(OfflineChatModel):
-    """Answers `Plan` with `PLANS[model_name]` and `Report` with a fixed stub, instantly."""
+    """Answers `Plan` with `PLANS[model_name]` and the synthesizer's text with a stub, instantly."""
 
     model_name: str = "x"
 
     def _answer(self, tools: list[dict[str, Any]]) -> ChatResult:
         name = tools[0]["function"]["name"] if tools else "text"
-        if name == "Plan":
-            args = PLANS[self.model_name]
-        elif name == "Report":
-            args = {"title": "bench", "markdown": "all subtasks done"}
+        usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+        if name == "text":
+            message = AIMessage(content="all subtasks done", usage_metadata=usage)
+        elif name == "Plan":
+            message = AIMessage(
+                content="",
+                tool_calls=[{"name": name, "args": PLANS[self.model_name], "id": "bench-plan"}],
+                usage_metadata=usage,
+            )
         else:
             raise ValueError(f"the bench provider has no answer for {name!r}")
-        message = AIMessage(
-            content="",
-            tool_calls=[{"name": name, "args": args, "id": f"bench-{name.lower()}"}],
-            usage_metadata={"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
-        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _generate(

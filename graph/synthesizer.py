@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, cast
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
 
 from foreman.core.context import Context
-from foreman.core.models import ainvoke_structured_reasking
+from foreman.core.models import ANSWER_TAG, ainvoke_text
 from foreman.core.prompts import render, untrusted
 from foreman.core.schemas import Plan, Subtask
 from foreman.core.state import USABLE, RunStatus, State, SubtaskRecord, Usage, empty_usage
@@ -38,11 +38,8 @@ SOURCE_KINDS = {
 }
 
 
-class Report(BaseModel):
-    """The final answer."""
-
-    title: str = Field(description="Title of the answer.")
-    markdown: str = Field(description="The answer in Markdown, citations kept.")
+# A whole answer wrapped in a code fence, as models sometimes send Markdown.
+FENCED = re.compile(r"\A```(?:markdown|md)?[ \t]*\n(?P<body>.*)\n```\Z", re.S | re.I)
 
 
 def condense(texts: dict[str, str], budget: int) -> tuple[dict[str, str], bool]:
@@ -224,7 +221,11 @@ async def _synthesized(
     conflicts: list[str],
     gaps: list[str],
 ) -> tuple[str, Usage, bool]:
-    """Ask the synthesizer model to merge the chosen results; (markdown, usage, condensed)."""
+    """Ask the synthesizer model to merge the chosen results; (markdown, usage, condensed).
+
+    Raises:
+        StructuredOutputError: the model returned no text in `max_synthesis_attempts` calls.
+    """
     texts, condensed = condense({s.id: r["text"] for s, r in chosen}, ctx.synthesis_context_tokens)
     results = "\n".join(
         f'<result id="{s.id}" worker="{r["worker"]}" title="{untrusted(_title(s, r))}">\n'
@@ -232,9 +233,10 @@ async def _synthesized(
         for s, r in chosen
     )
     emit("phase", name="synthesis", results=len(chosen), condensed=condensed)
-    report, usage = await ainvoke_structured_reasking(
+    # Prose, not a structured call: streamed with `stream_mode="messages"`, its chunks
+    # tagged `foreman:answer` (README, Streaming the answer).
+    text, usage = await ainvoke_text(
         ctx.synthesizer_model,
-        Report,
         [
             SystemMessage(render("synthesizer")),
             HumanMessage(
@@ -249,7 +251,12 @@ async def _synthesized(
             ),
         ],
         attempts=ctx.max_synthesis_attempts,
-        method=ctx.structured_output_method,
         role="synthesizer",
+        config={
+            "run_name": "synthesizer · answer",
+            "tags": [ANSWER_TAG],
+            "metadata": {"results": [s.id for s, _ in chosen]},
+        },
     )
-    return report.markdown.strip(), usage, condensed
+    fenced = FENCED.match(text)
+    return (fenced.group("body") if fenced else text).strip(), usage, condensed

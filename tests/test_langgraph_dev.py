@@ -134,6 +134,47 @@ async def test_stream_updates_and_custom_events_from_subgraphs(
     assert CITATION.search(state["values"]["answer"])
 
 
+async def test_the_answer_streams_as_text_tokens_to_an_sdk_client(
+    client: LangGraphClient,
+    dev_server: DevServer,
+    new_thread: Callable[[], Awaitable[str]],
+    responder: EngineResponder,
+) -> None:
+    # The synthesizer on a `local:` model: ChatOpenAI in the server streams from the loopback
+    # server, and the server streams the chunks on as `messages-tuple` events.
+    thread_id = await new_thread()
+    answer: list[str] = []
+    chunk_ids: set[str] = set()
+    structured = 0
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        async for part in client.runs.stream(
+            thread_id,
+            "foreman",
+            input={"request": HEAT_PUMPS},
+            context={**OFFLINE, "synthesizer_model": "local:synth"},
+            stream_mode="messages-tuple",
+        ):
+            assert part.event != "error", f"{part.data}\n{dev_server.log()}"
+            if part.event != "messages":
+                continue
+            message, metadata = part.data
+            tags = metadata.get("tags") or []
+            if "foreman:answer" in tags:  # how a chat client keeps the answer's tokens
+                assert message["type"] == "AIMessageChunk" and not message["tool_call_chunks"]
+                answer.append(message["content"])
+                chunk_ids.add(message["id"])
+            elif "foreman:structured" in tags:
+                structured += 1
+    values = (await client.threads.get_state(thread_id))["values"]
+    assert values["status"] == "done", values.get("error")
+    text = "".join(answer)
+    assert len([a for a in answer if a]) > 20 and len(chunk_ids) == 1
+    assert text.strip() and text.strip() in values["answer"]
+    assert structured  # the offline planner's plan, a whole message, tagged structured
+    assert values["messages"][-1]["content"] == values["answer"]
+    assert any(c.model == "synth" and c.schema is None for c in responder.calls)
+
+
 async def test_studio_reads_the_context_form_and_the_graph(client: LangGraphClient) -> None:
     [assistant] = await client.assistants.search(graph_id="foreman", limit=1)
     schemas = await client.assistants.get_schemas(assistant["assistant_id"])

@@ -21,7 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from foreman import Context, build_graph
 from foreman.core.models import ProviderError
-from foreman.core.offline.model import ENGINES
+from foreman.core.offline.model import ENGINES, text_answer
 from foreman.core.prompts import untrusted
 from foreman.core.text import tag
 from tests.conftest import HEAT_PUMPS
@@ -70,8 +70,8 @@ class OfflineResponder:
 
     def __call__(self, request: dict) -> Reply:
         model = str(request.get("model"))
-        schema = requested_schema_name(request)
-        if schema not in ENGINES:
+        schema = requested_schema_name(request) or "text"
+        if schema != "text" and schema not in ENGINES:
             return Reply(error=(400, f"test server: no offline engine for schema {schema!r}"))
         system, human = split_messages(request)
         error = self.fault(request, system, human) if self.fault else None
@@ -79,8 +79,10 @@ class OfflineResponder:
             with self._lock:
                 self.failed.append((model, schema, error[0]))
             return Reply(error=error)
-        args = ENGINES[schema](system, human)
-        reply = structured_reply(request, args)
+        if schema == "text":  # the synthesizer's prose, streamed when the client asks
+            reply = Reply(content=text_answer(system, human))
+        else:
+            reply = structured_reply(request, ENGINES[schema](system, human))
         reply.prompt_tokens, reply.completion_tokens = TOKENS[model]
         with self._lock:
             self.answered.append((model, schema))
@@ -171,12 +173,15 @@ async def test_full_run_over_http(
         ("worker-small", "ResearchFindings"),
         ("worker-small", "Section"),
         ("judge", "Verdict"),
-        ("synth", "Report"),
+        ("synth", None),  # the answer is prose, not a schema
     }
     # ("worker-small", "Answer"): the generic llm worker, when it substitutes for the writer
     assert required <= schemas <= required | {("worker-small", "Answer")}
     for request in server.requests:
-        if method == "function_calling":
+        if requested_schema_name(request) is None:
+            assert request["model"] == "synth" and "tools" not in request
+            assert "response_format" not in request
+        elif method == "function_calling":
             assert request["tool_choice"]["function"]["name"] == requested_schema_name(request)
             assert "response_format" not in request
         else:

@@ -17,13 +17,10 @@ from typing import Any
 import pytest
 
 from foreman.core.models import load_chat_model
-from foreman.core.offline.model import ENGINES
+from tests.support.engine_models import offline_reply
 from tests.support.openai_server import (
     OpenAICompatServer,
     Reply,
-    requested_schema_name,
-    split_messages,
-    structured_reply,
 )
 from tests.support.ports import free_port
 
@@ -59,11 +56,9 @@ class FaultyResponder:
         self.fault: Reply | None = None
 
     def __call__(self, request: dict[str, Any]) -> Reply:
-        schema = requested_schema_name(request)
         if request.get("model") == self.failing and self.fault is not None:
             return self.fault
-        system, human = split_messages(request)
-        return structured_reply(request, ENGINES[str(schema)](system, human))
+        return offline_reply(request)
 
 
 @pytest.fixture

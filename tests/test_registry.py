@@ -21,7 +21,7 @@ async def test_a_registered_worker_is_planned_and_dispatched(with_shouter, model
     assert "shouter: repeats its objective in capital letters" in with_shouter.describe()
     plan = {"goal": "g", "subtasks": [{"id": "s1", "worker": "shouter", "objective": "hello"}]}
     models["planner"].on("Plan", "shouter: repeats its objective", plan)
-    models["synth"].on("Report", "HELLO", {"title": "t", "markdown": "HELLO"})
+    models["synth"].on("text", "HELLO", "HELLO")
     app = build_graph().compile(checkpointer=InMemorySaver())
     out = await app.ainvoke({"request": "shout hello"}, thread, context=scripted_context())
     assert out["status"] == "done" and "HELLO" in out["answer"]

@@ -163,22 +163,22 @@ async def test_cost_from_the_price_table_and_cost_budget(
     assert worker["cost_usd"] < 3.0 + 2.0 * 2  # stopped soon after crossing $3
 
 
-async def test_synthesizer_is_asked_again_after_a_malformed_answer(models, app, thread):
-    models["synth"].on("Report", "<request>", {"title": "only a title"}, times=1)
+async def test_synthesizer_is_asked_again_after_an_empty_answer(models, app, thread):
+    models["synth"].on("text", "<request>", " \n ", times=1)
     out = await app.ainvoke({"request": HEAT_PUMPS}, thread, context=scripted_context())
     assert out["status"] == "done" and "## Sources" in out["answer"]
-    first, second = models["synth"].calls_for("Report")
-    assert "previous answer was not a valid Report" not in first.prompt
-    assert "previous answer was not a valid Report" in second.prompt and "markdown" in second.prompt
+    first, second = models["synth"].calls_for("text")
+    assert "previous answer was empty" not in first.prompt
+    assert "previous answer was empty" in second.prompt
     assert app.get_state(thread).values["usage"]["scripted:synth"]["calls"] == 2
 
 
 async def test_synthesizer_that_never_answers_well_leaves_the_run_resumable(models, app, thread):
     from foreman.core.models import StructuredOutputError
 
-    models["synth"].on("Report", "<request>", {"title": "only a title"})
+    models["synth"].on("text", "<request>", "")
     ctx = scripted_context(max_synthesis_attempts=2)
-    with pytest.raises(StructuredOutputError, match="synthesizer model scripted:synth did not"):
+    with pytest.raises(StructuredOutputError, match="synthesizer model scripted:synth returned no"):
         await app.ainvoke({"request": HEAT_PUMPS}, thread, context=ctx)
     state = app.get_state(thread)
     assert state.next == ("synthesize",)  # every accepted subtask kept

@@ -35,7 +35,7 @@ def test_resume_after_a_question_keeps_the_runs_settings(models: Any, cli: Any) 
     shown = json.loads(cli("show", "s1", "--format", "json").output)
     assert attempt_models(shown) == {"scripted:cheap"}
     assert models["judge"].calls_for("Verdict")  # the judge stayed on
-    assert len(models["synth"].calls_for("Report")) == 1
+    assert len(models["synth"].calls_for("text")) == 1
     settings = shown["settings"]
     assert settings["worker_model"] == "scripted:cheap" and settings["max_parallel"] == 2
     assert settings["max_cost_usd"] == 5 and settings["judge"] and settings["review_plan"]

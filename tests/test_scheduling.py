@@ -26,7 +26,7 @@ def sim_app():
 
 async def run_dag(models, thread, dag, **ctx):
     models["planner"].on("Plan", "<request>", sim.dag_plan(dag))
-    models["synth"].on("Report", "<request>", {"title": "t", "markdown": "all done"})
+    models["synth"].on("text", "<request>", "all done")
     app = sim_app()
     out = await app.ainvoke({"request": "simulate"}, thread, context=scripted_context(**ctx))
     return app, out
@@ -64,7 +64,7 @@ async def test_resume_after_crash_does_not_rerun_finished_subtasks(models, threa
     dag = {"a": (0.01, []), "b": (0.15, []), "c": (0.01, ["b"]), "d": (0.01, ["a"]),
            "e": (0.01, ["c", "d"])}  # fmt: skip
     models["planner"].on("Plan", "<request>", sim.dag_plan(dag))
-    models["synth"].on("Report", "<request>", {"title": "t", "markdown": "all done"})
+    models["synth"].on("text", "<request>", "all done")
     app = sim_app()
     sim.CRASH_ON.add("c")
     with pytest.raises(RuntimeError, match="simulated crash in c"):
@@ -120,7 +120,7 @@ async def test_tool_workers_run_without_a_subgraph(models, thread):
         tool=lookup,
     )
     models["planner"].on("Plan", "<request>", sim.dag_plan({"a": (0, []), "b": (0, ["a"])}))
-    models["synth"].on("Report", "<request>", {"title": "t", "markdown": "ok"})
+    models["synth"].on("text", "<request>", "ok")
     app = build_graph(WorkerRegistry([spec])).compile(checkpointer=InMemorySaver())
     out = await app.ainvoke({"request": "x"}, thread, context=scripted_context(max_parallel=3))
     assert out["status"] == "done"

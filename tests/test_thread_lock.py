@@ -19,14 +19,11 @@ from typing import Any
 
 import pytest
 
-from foreman.core.offline.model import ENGINES
 from tests.conftest import HEAT_PUMPS
+from tests.support.engine_models import offline_reply
 from tests.support.openai_server import (
     OpenAICompatServer,
     Reply,
-    requested_schema_name,
-    split_messages,
-    structured_reply,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,9 +40,7 @@ class HeldWorker:
         if request.get("model") == "worker":
             self.arrived.set()
             self.release.wait(60)
-        system, human = split_messages(request)
-        schema = str(requested_schema_name(request))
-        return structured_reply(request, ENGINES[schema](system, human))
+        return offline_reply(request)
 
 
 @pytest.fixture

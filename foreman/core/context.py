@@ -140,7 +140,7 @@ class Context:
     )
     max_synthesis_attempts: int = field(
         default=3,
-        metadata={"description": "Synthesizer tries when its answer is malformed."},
+        metadata={"description": "Synthesizer tries while its answer is empty."},
     )
     max_replans: int = field(
         default=1, metadata={"description": "Plan revisions after failed subtasks, then escalate."}

@@ -63,7 +63,7 @@ __all__ = [
     "ProviderError",
     "StructuredOutputError",
     "ainvoke_structured",
-    "ainvoke_structured_reasking",
+    "ainvoke_text",
     "check_specs",
     "http_retries",
     "http_timeout",
@@ -277,45 +277,38 @@ async def ainvoke_structured(
     return parsed, usage
 
 
-async def ainvoke_structured_reasking(
+async def ainvoke_text(
     spec: str,
-    schema: type[M],
     messages: Sequence[BaseMessage],
     *,
-    attempts: int,
-    method: str = "function_calling",
+    attempts: int = 1,
     role: str = "model",
     config: RunnableConfig | None = None,
-) -> tuple[M, Usage]:
-    """`ainvoke_structured`, asking again with what was wrong when an answer is malformed.
+) -> tuple[str, Usage]:
+    """A plain text answer, asked again (at most `attempts` calls) while it is empty.
 
-    At most `attempts` calls; the usage returned (or carried by the error) counts them all.
+    Streamed as text tokens when the graph is streamed with `stream_mode="messages"`: the
+    model sees LangGraph's streaming handler and streams, and each chunk carries this
+    call's tags (`config["tags"]`, e.g. `foreman:answer`) in its metadata.
 
     Raises:
-        StructuredOutputError: no answer matched the schema.
+        StructuredOutputError: every answer was empty (carries the usage of all calls).
+        ProviderError: the provider failed after its retries.
     """
+    model = load_chat_model(spec)
+    config = tagged(config, foreman_role=role, model=spec)
+    config.setdefault("run_name", f"{role} · text")
     usage = empty_usage()
-    problem = ""
+    asked = list(messages)
     for _ in range(max(1, attempts)):
-        asked = list(messages)
-        if problem:
-            asked.append(
-                HumanMessage(
-                    f"Your previous answer was not a valid {schema.__name__} ({problem}). "
-                    "Answer again, following the schema exactly."
-                )
-            )
         try:
-            parsed, spent = await ainvoke_structured(
-                spec, schema, asked, method=method, role=role, config=config
-            )
-        except StructuredOutputError as exc:
-            usage = add_usage(usage, exc.usage or empty_usage())
-            problem = str(exc)
-            continue
-        return parsed, add_usage(usage, spent)
+            out = await model.ainvoke(asked, config=config)
+        except provider_errors() as exc:
+            raise provider_error(role, spec, model, exc) from exc
+        usage = add_usage(usage, usage_of(spec, out))
+        if text := out.text.strip():
+            return text, usage
+        asked = [*messages, HumanMessage("Your previous answer was empty. Answer again.")]
     raise StructuredOutputError(
-        f"the {role} model {spec} did not return a valid {schema.__name__} in "
-        f"{max(1, attempts)} attempts; last problem: {problem}",
-        usage,
+        f"the {role} model {spec} returned no text in {max(1, attempts)} attempts", usage
     )

@@ -25,12 +25,11 @@ import psycopg
 from langgraph_sdk.client import LangGraphClient
 
 from deploy.aegra.cluster import Cluster, Instance, venv_python
-from foreman.core.offline.model import ENGINES
+from tests.support.engine_models import offline_reply
 from tests.support.openai_server import (
     Reply,
     requested_schema_name,
     split_messages,
-    structured_reply,
 )
 
 HOUSE = re.compile(r"\bhouse (\d{2})\b")
@@ -77,9 +76,7 @@ class SlowModel:
         call = Call(house, f"{schema}\n{human}", time.monotonic(), held)
         with self.lock:
             self.calls.append(call)
-        if schema not in ENGINES:
-            return Reply(error=(400, f"test server: no offline engine for {schema!r}"))
-        reply = structured_reply(req, ENGINES[schema](system, human))
+        reply = offline_reply(req)
         self.stopped.wait(self.delay_s)
         if call.held:
             self.gate.wait()

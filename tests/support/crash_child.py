@@ -78,7 +78,7 @@ PHASES = {
     ),
     "synthesis": Phase(
         markers=("checkpoint before synthesize", "start synth"),
-        calls=(("synth", "Report", "<results>", "synth"),),
+        calls=(("synth", "text", "<results>", "synth"),),
     ),
 }
 
@@ -103,10 +103,10 @@ def plan() -> dict[str, Any]:
     }
 
 
-def report(prompt: str) -> dict[str, Any]:
+def report(prompt: str) -> str:
     """The synthesizer's answer: every result it was given, by subtask, in prompt order."""
     results = re.findall(r'<result id="([^"]+)"[^>]*>\n(.*?)\n</result>', prompt, re.S)
-    return {"title": REQUEST, "markdown": "\n".join(f"- {sid}: {text}" for sid, text in results)}
+    return "\n".join(f"- {sid}: {text}" for sid, text in results)
 
 
 def models(phase: Phase | None = None) -> dict[str, SlowScriptedChatModel]:
@@ -114,7 +114,7 @@ def models(phase: Phase | None = None) -> dict[str, SlowScriptedChatModel]:
     table = {name: SlowScriptedChatModel(model_name=name) for name in ("planner", "judge", "synth")}
     table["planner"].on("Plan", "<request>", plan())
     table["judge"].on("Verdict", "<output>", {"accept": True, "feedback": ""})
-    table["synth"].on("Report", "<results>", report)
+    table["synth"].on("text", "<results>", report)
     for model, schema, contains, label in phase.calls if phase else ():
         table[model].hold(schema, contains, label, HOLD_S)
     register_provider(

@@ -16,13 +16,29 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from foreman.core.offline.model import ENGINES
+from foreman.core.offline.model import ENGINES, text_answer
 from tests.support.openai_server import (
     Reply,
     requested_schema_name,
     split_messages,
     structured_reply,
 )
+
+
+def offline_reply(request: dict[str, Any]) -> Reply:
+    """What the offline model answers a chat request with, as an OpenAI-compatible server.
+
+    A structured request (a tool or a json_schema) gets the offline engine of its schema; a
+    text request (the synthesizer's answer) gets the offline text, streamed if asked.
+    """
+    system, human = split_messages(request)
+    schema = requested_schema_name(request)
+    if schema is None:
+        return Reply(content=text_answer(system, human))
+    if schema not in ENGINES:
+        return Reply(error=(400, f"test server: no offline engine for schema {schema!r}"))
+    return structured_reply(request, ENGINES[schema](system, human))
+
 
 OBJECTIVE = re.compile(r"<objective>(.*?)</objective>", re.S)
 CLARIFICATION = re.compile(r"<clarification>(.*?)</clarification>", re.S)
@@ -111,6 +127,8 @@ class EngineResponder:
         call = Call(model, schema, found.group(1) if found else "", asked.group(1) if asked else "")
         with self._lock:
             self._calls.append(call)
+        if schema is None:  # a text call (the synthesizer's answer), streamed if asked
+            return Reply(content=text_answer(system, human), prompt_tokens=10, completion_tokens=5)
         if schema not in ENGINES:
             return Reply(error=(400, f"test server: no offline engine for schema {schema!r}"))
         hold = self.hold

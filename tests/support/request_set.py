@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from foreman import Context
-from foreman.core.offline.model import ENGINES
 from foreman.core.text import tag
+from tests.support.engine_models import offline_reply
 from tests.support.openai_server import (
     Reply,
     requested_schema_name,
@@ -159,4 +159,4 @@ class FollowTheSet:
                     "subtasks": [],
                 }
                 return structured_reply(request, decided)
-        return structured_reply(request, ENGINES[schema](system, human))
+        return offline_reply(request)

@@ -20,12 +20,19 @@ from pydantic import PrivateAttr
 
 from foreman.core.offline.model import ENGINES, OfflineChatModel
 
-Response = dict[str, Any] | Callable[[str], dict[str, Any]] | BaseException
+# A structured answer (dict), a text call's answer (str), either made from the prompt, or
+# an exception to raise.
+Response = (
+    dict[str, Any] | str | Callable[[str], dict[str, Any]] | Callable[[str], str] | BaseException
+)
 
 
 @dataclass
 class Rule:
-    """When a call asks for `schema` and its prompt contains `contains`, answer `response`."""
+    """When a call asks for `schema` and its prompt contains `contains`, answer `response`.
+
+    `schema` is `"text"` for a plain text call (the synthesizer's answer).
+    """
 
     schema: str
     contains: str | tuple[str, ...]
@@ -106,11 +113,14 @@ class ScriptedChatModel(OfflineChatModel):
         if isinstance(rule.response, BaseException):
             raise rule.response
         args = rule.response(prompt) if callable(rule.response) else rule.response
-        message = AIMessage(
-            content="" if tools else json.dumps(args),
-            tool_calls=[{"name": schema, "args": args, "id": "scripted"}] if tools else [],
-            usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
-        )
+        if tools:
+            assert isinstance(args, dict), f"a {schema} call is answered with a dict"
+            message = AIMessage(
+                content="", tool_calls=[{"name": schema, "args": args, "id": "scripted"}]
+            )
+        else:
+            message = AIMessage(content=args if isinstance(args, str) else json.dumps(args))
+        message.usage_metadata = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 

@@ -38,16 +38,20 @@ class ScriptedResponder:
     def __call__(self, request: dict) -> Reply:
         name = str(request.get("model"))
         schema = requested_schema_name(request)
-        if name not in self.models or schema is None:
+        if name not in self.models:
             return Reply(error=(400, f"test server: no scripted model {name!r} for {schema!r}"))
         system, human = split_messages(request)
+        tools = [{"type": "function", "function": {"name": schema}}] if schema else []
         result = self.models[name]._generate(
-            [SystemMessage(system), HumanMessage(human)],
-            tools=[{"type": "function", "function": {"name": schema}}],
+            [SystemMessage(system), HumanMessage(human)], tools=tools
         )
         message = result.generations[0].message
-        assert isinstance(message, AIMessage) and message.tool_calls
-        reply = structured_reply(request, message.tool_calls[0]["args"])
+        assert isinstance(message, AIMessage)
+        if schema is None:  # a text call: the answer as content, streamed if asked
+            reply = Reply(content=message.text)
+        else:
+            assert message.tool_calls
+            reply = structured_reply(request, message.tool_calls[0]["args"])
         reply.prompt_tokens, reply.completion_tokens = 10, 5
         return reply
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -24,7 +25,6 @@ ENGINES: dict[str, Engine] = {
     "ResearchFindings": engines.research_findings,
     "Section": engines.section,
     "Answer": engines.answer,
-    "Report": engines.report,
     "Verdict": engines.verdict,
     "CodeSubmission": engines.code_submission,
     "ReviewReport": engines.review_report,
@@ -39,6 +39,22 @@ def _text(message: BaseMessage) -> str:
     return message.text if hasattr(message, "text") else str(message.content)
 
 
+def text_answer(system: str, human: str) -> str:
+    """The answer to a plain text call (no schema), from the engine its prompt is for.
+
+    The synthesizer's request carries `<results>`: its answer is the report assembled from
+    them. Anything else gets an extractive answer from its inputs.
+    """
+    if "<results>" in human:
+        return str(engines.report(system, human)["markdown"])
+    return str(engines.answer(system, human)["text"])
+
+
+def stream_pieces(text: str) -> list[str]:
+    """Word-sized pieces, each with the spaces after it, that join back to `text`."""
+    return [p for p in re.split(r"(?<=\s)(?=\S)", text) if p]
+
+
 class OfflineChatModel(BaseChatModel):
     """Deterministic offline model: structured answers come from rule-based engines.
 
@@ -47,6 +63,8 @@ class OfflineChatModel(BaseChatModel):
     """
 
     model_name: str = "extractive"
+    disable_streaming: bool | Literal["tool_calling"] = "tool_calling"
+    """Structured calls answer in one message; text calls stream when streaming is asked."""
 
     @property
     def _llm_type(self) -> str:
@@ -85,7 +103,7 @@ class OfflineChatModel(BaseChatModel):
                 tool_calls=[{"name": name, "args": args, "id": f"offline-{name.lower()}"}],
             )
         else:
-            text = engines.answer(system, human)["text"]
+            text = text_answer(system, human)
             out_tokens = estimate_tokens(text)
             message = AIMessage(content=text)
         message.usage_metadata = {
@@ -105,3 +123,52 @@ class OfflineChatModel(BaseChatModel):
     ) -> ChatResult:
         # Pure computation on text already in memory: no thread hop needed.
         return self._generate(messages, stop, None, **kwargs)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """The answer of `_generate` in word-sized text chunks, usage on the last."""
+        yield from _chunks(self._generate(messages, stop, None, **kwargs))
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """The answer of `_agenerate` in word-sized text chunks, usage on the last."""
+        for chunk in _chunks(await self._agenerate(messages, stop, None, **kwargs)):
+            yield chunk
+
+
+def _chunks(result: ChatResult) -> Iterator[ChatGenerationChunk]:
+    """A whole answer as the chunks a streaming provider would send.
+
+    Subclasses that script `_generate` (tests, benchmarks) stream through this as well. A
+    tool call (only when a caller streams a structured call itself) comes as one chunk.
+    """
+    message = result.generations[0].message
+    assert isinstance(message, AIMessage)
+    if message.tool_calls:
+        calls = [
+            {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i}
+            for i, c in enumerate(message.tool_calls)
+        ]
+        pieces = [""]
+    else:
+        calls, pieces = [], stream_pieces(message.text) or [""]
+    for n, piece in enumerate(pieces):
+        last = n == len(pieces) - 1
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=piece,
+                tool_call_chunks=calls if last else [],  # type: ignore[arg-type]
+                usage_metadata=message.usage_metadata if last else None,
+                response_metadata=message.response_metadata if last else {},
+            )
+        )
