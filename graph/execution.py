@@ -8,6 +8,8 @@ import time
 import warnings
 from typing import Any, Literal, NotRequired, TypedDict
 
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+
 from foreman.core.context import Context
 from foreman.core.models import (
     StructuredOutputError,
@@ -37,6 +39,7 @@ from foreman.workers.registry import WorkerRegistry, WorkerSpec
 # '_put_checkpoint_fut'). Saying "exit" for them avoids that wait and changes nothing else.
 WORKER_DURABILITY: Literal["exit"] = "exit"
 warnings.filterwarnings("ignore", message="`durability` has no effect when no checkpointer")
+SUBTASK_TAG = "foreman:subtask"
 
 
 class Job(TypedDict):
@@ -55,10 +58,33 @@ class Job(TypedDict):
     """A person's retry at an escalation: another `model`, a `note` for the worker."""
 
 
+def attempt_config(
+    sub: Subtask, worker: str, attempt: int, plan_version: int, model: str
+) -> RunnableConfig:
+    """How one attempt appears in a trace: `w3 · research · attempt 2`, tagged and described.
+
+    Tags `foreman:subtask` and `worker:NAME`; metadata `subtask_id`, `worker`, `attempt`,
+    `plan_version` and `model`, which the worker's own model calls inherit.
+    """
+    return {
+        "run_name": f"{sub.id} · {worker} · attempt {attempt}",
+        "tags": [SUBTASK_TAG, f"worker:{worker}"],
+        "metadata": {
+            "subtask_id": sub.id,
+            "worker": worker,
+            "attempt": attempt,
+            "plan_version": plan_version,
+            "model": model,
+        },
+    }
+
+
 async def _run_worker(
-    spec: WorkerSpec, inp: WorkerInput, ctx: Context
+    spec: WorkerSpec, inp: WorkerInput, ctx: Context, trace: RunnableConfig
 ) -> tuple[dict[str, Any] | None, Usage, str, str | None]:
     """Invoke a worker subgraph; a timeout or a malformed answer is a failed attempt.
+
+    The subgraph's run (a tool worker's call, wrapped in one) is named and tagged by `trace`.
 
     Raises:
         ProviderError: the worker's model provider failed after its retries (the run stops,
@@ -67,11 +93,17 @@ async def _run_worker(
     try:
         async with asyncio.timeout(ctx.worker_timeout_s):
             if spec.tool is not None:
-                out: dict[str, Any] = {"output": await spec.tool(inp, ctx), "model": "-"}
+                tool = spec.tool
+
+                async def call_tool(given: WorkerInput) -> dict[str, Any]:
+                    return {"output": await tool(given, ctx), "model": "-"}
+
+                out: dict[str, Any] = await RunnableLambda(call_tool).ainvoke(inp, trace)
             else:
                 assert spec.graph is not None
                 out = await spec.graph.ainvoke(
                     {"input": inp.model_dump(mode="json")},
+                    trace,
                     context=ctx,
                     durability=WORKER_DURABILITY,
                 )
@@ -114,15 +146,11 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
             sender=job.get("sender"),
             attempt=len(attempts) + 1,
         )
-        emit(
-            "attempt",
-            subtask=sub.id,
-            worker=worker,
-            attempt=len(attempts) + 1,
-            model=ctx.model_for_worker(worker),
-        )
+        model_spec = ctx.model_for_worker(worker)
+        emit("attempt", subtask=sub.id, worker=worker, attempt=inp.attempt, model=model_spec)
+        trace = attempt_config(sub, worker, inp.attempt, job["plan_version"], model_spec)
         started, t0 = time.time(), time.perf_counter()
-        output, usage, model, error = await _run_worker(spec, inp, ctx)
+        output, usage, model, error = await _run_worker(spec, inp, ctx, trace)
         by_model: dict[str, Usage] = {model: usage} if usage["calls"] else {}
         if error is not None:
             problems = [error]

@@ -103,6 +103,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         audit = []
         problems: list[str] = []
         emit("phase", name="planning", revising=revising)
+        next_version = state.get("plan_version", 0) + 1
         for attempt in range(1, ctx.max_plan_attempts + 1):
             notes = feedback
             if problems:
@@ -129,6 +130,15 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
                     [system, human],
                     method=ctx.structured_output_method,
                     role="planner",
+                    config={
+                        "run_name": f"planner · plan v{next_version} · attempt {attempt}",
+                        "tags": ["foreman:planner"],
+                        "metadata": {
+                            "plan_version": next_version,
+                            "plan_attempt": attempt,
+                            "revision": revising,
+                        },
+                    },
                 )
                 usage = add_usage(usage, call_usage)
                 if revising and proposal.approach != "plan":
@@ -144,7 +154,7 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
             except PlanError as exc:
                 problems = exc.problems
             else:
-                version = state.get("plan_version", 0) + 1
+                version = next_version
                 dumped = proposal.model_dump(mode="json")
                 audit.append(
                     event(

@@ -255,7 +255,10 @@ async def _synthesized(
         config={
             "run_name": "synthesizer · answer",
             "tags": [ANSWER_TAG],
-            "metadata": {"results": [s.id for s, _ in chosen]},
+            "metadata": {
+                "plan_version": state.get("plan_version", 1),
+                "results": [s.id for s, _ in chosen],
+            },
         },
     )
     fenced = FENCED.match(text)

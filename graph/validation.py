@@ -63,6 +63,11 @@ async def check_output(
         ],
         method=ctx.structured_output_method,
         role="judge",
+        config={
+            "run_name": f"{sub.id} · judge · attempt {inp.attempt}",
+            "tags": ["foreman:judge"],
+            "metadata": {"subtask_id": sub.id, "worker": spec.name, "attempt": inp.attempt},
+        },
     )
     judged = [] if verdict.accept else [f"judge: {verdict.feedback or 'criteria not met'}"]
     return judged, {ctx.validator_model: usage}
