@@ -92,7 +92,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StructuredOutputError(ValueError):
-    """The model answered, but not in the requested schema; `usage` is what the call cost."""
+    """The model answered, but not in the requested schema (or no text); `usage` is its cost."""
 
     def __init__(self, message: str, usage: Usage | None = None):
         super().__init__(redact(message))
