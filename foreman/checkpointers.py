@@ -1,32 +1,57 @@
 """Opens what a `--db` option names: SQLite by default, PostgreSQL by URL.
 
 Each database holds LangGraph's checkpoint tables and, beside them, a LangGraph store where
-large worker outputs are kept once by content (`foreman.orchestration.outputs`).
+large worker outputs are kept once by content (`foreman.orchestration.outputs`). PostgreSQL's
+classes are imported only for a `postgresql://` database: they come with the postgres extra,
+and without it opening one raises `MissingExtra` naming it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
-from langgraph.store.postgres.aio import AsyncPostgresStore
 
+from foreman.core.extras import require_postgres
 from foreman.databases import is_postgres, sqlite_path
 from foreman.listing import thread_ids
-from foreman.savers import KeepsOutputsInStep, PostgresSaver, SqliteSaver
+from foreman.savers import KeepsOutputsInStep, SqliteSaver
 from foreman.stores import SqliteStore
 
 __all__ = ["open_checkpointer", "open_persistence", "open_store", "thread_ids"]
 
 
+def _postgres_saver() -> Any:
+    require_postgres()
+    from foreman.postgres import PostgresSaver
+
+    return PostgresSaver
+
+
+def _postgres_store() -> Any:
+    require_postgres()
+    from langgraph.store.postgres.aio import AsyncPostgresStore
+
+    return AsyncPostgresStore
+
+
 @asynccontextmanager
-async def _opened(db: str, postgres: Any, sqlite: Any) -> AsyncIterator[Any]:
-    """Open `postgres` or `sqlite` (a saver or store class) on `db` and create its tables."""
+async def _opened(db: str, postgres: Callable[[], Any], sqlite: Any) -> AsyncIterator[Any]:
+    """Open a saver or store class on `db` and create its tables.
+
+    Args:
+        db: `sqlite:PATH` or a PostgreSQL URL.
+        postgres: Returns the PostgreSQL class (imported only when `db` is PostgreSQL).
+        sqlite: The SQLite class.
+
+    Raises:
+        MissingExtra: `db` is PostgreSQL and the postgres extra is not installed.
+    """
     if is_postgres(db):
-        kind, target = postgres, db
+        kind, target = postgres(), db
     else:
         path = sqlite_path(db)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,14 +68,14 @@ async def open_checkpointer(db: str) -> AsyncIterator[BaseCheckpointSaver]:
     On its own it deletes and copies checkpoints only; `open_persistence` gives it the store
     so that stored outputs follow (`foreman.savers`).
     """
-    async with _opened(db, PostgresSaver, SqliteSaver) as saver:
+    async with _opened(db, _postgres_saver, SqliteSaver) as saver:
         yield saver
 
 
 @asynccontextmanager
 async def open_store(db: str) -> AsyncIterator[BaseStore]:
     """Open (and create the tables of) the store in the same database as the checkpointer."""
-    async with _opened(db, AsyncPostgresStore, SqliteStore) as store:
+    async with _opened(db, _postgres_store, SqliteStore) as store:
         yield store
 
 

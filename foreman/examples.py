@@ -15,6 +15,8 @@ class Example:
     """Whether the offline mode runs it for real."""
     sender: str = ""
     """The verified sender a support system would give with the message (`--sender`)."""
+    extra: str = ""
+    """The extra it needs beyond `pip install foreman-agents` (`foreman.core.extras`)."""
 
 
 EXAMPLES = {
@@ -43,6 +45,7 @@ EXAMPLES = {
         "data analysis: pandas in the sandbox, a table and a PNG chart",
         "Using the dataset heat_pump_trial.csv, what is the average cop by region? Plot a chart.",
         offline=True,
+        extra="data",
     ),
     "code": Example(
         "code generation: components in parallel, review, fixes, assembly with passing tests "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from foreman.core.extras import require_postgres
 from foreman.databases import is_postgres, sqlite_path
 
 if TYPE_CHECKING:
@@ -38,8 +39,13 @@ class ThreadInfo:
 
 @asynccontextmanager
 async def open_reader(db: str) -> AsyncIterator[BaseCheckpointSaver]:
-    """LangGraph's own saver on `db`, for reading (tables created if missing)."""
+    """LangGraph's own saver on `db`, for reading (tables created if missing).
+
+    Raises:
+        MissingExtra: `db` is PostgreSQL and the postgres extra is not installed.
+    """
     if is_postgres(db):
+        require_postgres()
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
         async with AsyncPostgresSaver.from_conn_string(db) as saver:

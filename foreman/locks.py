@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from foreman.core.extras import require_postgres
 from foreman.databases import is_postgres, sqlite_path
 
 
@@ -45,6 +46,7 @@ async def thread_lock(db: str, thread: str) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _postgres_lock(db: str, thread: str) -> AsyncIterator[None]:
+    require_postgres()
     import psycopg
 
     key = int.from_bytes(_key(thread)[:8], "big", signed=True)

@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from foreman import Context
 from foreman.housekeeping import full_values
 from foreman.orchestration.outputs import OUTPUTS, referenced_keys, registered_threads
-from foreman.savers import PostgresSaver
+from foreman.postgres import PostgresSaver
 from tests.conftest import HEAT_PUMPS
 from tests.support.persistence import pg_url, start
 

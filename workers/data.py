@@ -2,7 +2,9 @@
 
 The model sees the dataset's shape (columns, types, first rows), writes a script, and the
 script runs in the sandbox beside a copy of the file. Printed tables and saved PNG plots are
-the result; plots are stored by content and referenced from the output.
+the result; plots are stored by content and referenced from the output. The scripts use
+pandas and matplotlib, which the data extra installs into the environment the sandbox's
+Python is (`pip install 'foreman-agents[data]'`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from langgraph.runtime import Runtime
 from pydantic import Field
 
 from foreman.core.context import Context
+from foreman.core.extras import MissingExtra, require
 from foreman.core.schemas import WorkerStatus
 from foreman.core.state import empty_usage
 from foreman.workers.base import WorkerInput, WorkerState, ask_worker_model, request_prompt
@@ -119,7 +122,16 @@ def describe_dataset(path: Path) -> str:
 
 
 async def prepare(state: AnalysisState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Pick the dataset and describe it; ask which one when that is unclear."""
+    """Pick the dataset and describe it; ask which one when that is unclear.
+
+    Fails at once, before any model call, when pandas or matplotlib is missing: the
+    sandbox runs scripts with this interpreter, so they would not import there either.
+    """
+    try:
+        require("the data worker (pandas and matplotlib in the sandbox)", "data")
+    except MissingExtra as exc:
+        out = AnalysisResult(status="failed", error=str(exc))
+        return {"output": out.model_dump(mode="json"), "usage": empty_usage(), "model": "-"}
     inp = WorkerInput.model_validate(state["input"])
     available = await asyncio.to_thread(datasets, runtime.context.datasets_dir)
     chosen = choose_dataset(f"{inp.subtask.objective} {inp.clarification or ''}", available)
@@ -136,7 +148,7 @@ async def prepare(state: AnalysisState, runtime: Runtime[Context]) -> dict[str, 
 
 
 def route_after_prepare(state: AnalysisState) -> Literal["write_analysis", "__end__"]:
-    """Skip the model when the worker has to ask which dataset."""
+    """Skip the model when the worker has to ask which dataset, or cannot run scripts."""
     return "__end__" if "output" in state else "write_analysis"
 
 

@@ -20,6 +20,8 @@ def examples() -> None:
     """List the named examples, one per pattern, and whether offline mode runs them."""
     for name, ex in EXAMPLES.items():
         mode = "offline" if ex.offline else "needs a model"
+        if ex.extra:
+            mode += f", the {ex.extra} extra"
         console.print(f"[bold]{name}[/] ({mode}): {ex.pattern}\n  {ex.request}\n")
 
 

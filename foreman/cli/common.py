@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import sys
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from foreman.core.context import Context, context_from, settings_of
+from foreman.core.extras import MissingExtra, require_postgres
 from foreman.core.redact import redact
 from foreman.errors import UsageError
 from foreman.locks import ThreadBusy
@@ -141,15 +143,19 @@ def check_thread(thread: str) -> str:
 def checked(db: str | None, *threads: str) -> str:
     """The database to use (`--db`, else the default), with it and the thread ids checked.
 
-    Raises the `Exit` of a usage error (code 2) before anything is opened.
+    Raises the `Exit` of a usage error (code 2) before anything is opened, a PostgreSQL URL
+    without the postgres extra included.
     """
-    from foreman.databases import default_db
+    from foreman.databases import default_db, is_postgres
 
     try:
         for thread in threads:
             check_thread(thread)
-        return check_db(db or default_db())
-    except UsageError as exc:
+        checked_db = check_db(db or default_db())
+        if is_postgres(checked_db):
+            require_postgres()
+        return checked_db
+    except (UsageError, MissingExtra) as exc:
         raise fail(str(exc)) from exc
 
 
@@ -233,6 +239,21 @@ def check_models(ctx: Context) -> None:
     check_specs(ctx.model_specs())
 
 
+def check_web_search(ctx: Context) -> None:
+    """Build the web search provider now: a bad spec or a missing extra is bad input.
+
+    Raises:
+        UsageError: the spec is wrong, its key is missing, or the web extra is not installed.
+    """
+    if ctx.web_search.strip():
+        from foreman.workers.tools.web_search import get_web_search
+
+        try:
+            get_web_search(ctx.web_search)
+        except (ValueError, MissingExtra) as exc:
+            raise UsageError(str(exc)) from exc
+
+
 def make_context(overrides: dict[str, Any], models: list[str]) -> Context:
     """A Context from option values and `--model ROLE=PROVIDER:MODEL` items."""
     values = {k: v for k, v in overrides.items() if v is not None}
@@ -242,6 +263,7 @@ def make_context(overrides: dict[str, Any], models: list[str]) -> Context:
     except ValueError as exc:  # a FOREMAN_* setting outside its choices
         raise UsageError(f"configuration error: {exc}") from exc
     check_models(ctx)
+    check_web_search(ctx)
     return ctx
 
 
@@ -260,6 +282,7 @@ def resumed_context(
         changes[key] = value
     ctx = context_from(settings, **changes)
     check_models(ctx)
+    check_web_search(ctx)
     said = [
         f"{key}: {getattr(before, key)!r} -> {getattr(ctx, key)!r}"
         for key in changes
@@ -291,14 +314,20 @@ async def opened_database(db: str, opening: AbstractAsyncContextManager[T]) -> A
     """
     import sqlite3
 
-    import psycopg
-
     async with AsyncExitStack() as stack:
         try:
             opened = await stack.enter_async_context(opening)
-        except (OSError, sqlite3.Error, psycopg.Error) as exc:
+        except Exception as exc:
+            if not isinstance(exc, (OSError, sqlite3.Error, *_psycopg_errors())):
+                raise
             raise UsageError(f"cannot open the database {redact(db)}: {_one_line(exc)}") from exc
         yield opened
+
+
+def _psycopg_errors() -> tuple[type[BaseException], ...]:
+    """The error psycopg raises, if a PostgreSQL database brought it in (postgres extra)."""
+    psycopg = sys.modules.get("psycopg")
+    return (psycopg.Error,) if psycopg is not None else ()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -319,7 +348,7 @@ def execute(coro: Any, thread: str) -> None:
         code = asyncio.run(coro)
     except typer.Exit:
         raise
-    except UsageError as exc:
+    except (UsageError, MissingExtra) as exc:
         err.print(f"[red]error:[/] {escape(redact(str(exc)))}", highlight=False)
         code = EXIT_USAGE
     except ModelConfigError as exc:

@@ -81,7 +81,8 @@ def delete(
     db: DbOption = None,
 ) -> None:
     """Delete runs: their checkpoints, the stored outputs no other run uses, their audit files."""
-    execute(_records().delete(checked(db, *thread), thread), thread[0])
+    db = checked(db, *thread)  # refused before the records module (and LangGraph) loads
+    execute(_records().delete(db, thread), thread[0])
 
 
 def _seconds(age: str, option: str) -> float:
@@ -114,7 +115,8 @@ def expire(
         err.print("[red]error:[/] give --older-than AGE (e.g. 7d) or set FOREMAN_THREAD_TTL")
         raise typer.Exit(EXIT_USAGE)
     max_age = _seconds(age, "--older-than")
-    gone = _run_or_exit(_records().expire(checked(db), max_age, dry_run))
+    db = checked(db)
+    gone = _run_or_exit(_records().expire(db, max_age, dry_run))
     verb = "would delete" if dry_run else "deleted"
     say(f"{verb} {len(gone)} run(s) older than {age}: {' '.join(gone) or '-'}")
 
@@ -137,7 +139,8 @@ def gc(
     delete; a server with its own savers (Aegra) deletes checkpoints only.
     """
     grace_s = _seconds(grace, "--grace")
-    gone = _run_or_exit(_records().gc(checked(db), grace_s, dry_run))
+    db = checked(db)
+    gone = _run_or_exit(_records().gc(db, grace_s, dry_run))
     if dry_run:
         say(f"{len(gone)} deleted run(s) left stored outputs: {' '.join(gone) or '-'}")
         return
@@ -164,7 +167,8 @@ def show(
         raise typer.Exit(EXIT_USAGE)
     from foreman.orchestration import audit
 
-    values = _run_or_exit(_records().values(checked(db, thread), thread))
+    db = checked(db, thread)
+    values = _run_or_exit(_records().values(db, thread))
     if format == "text":
         console.print(Markdown(audit.to_markdown(values, max_output_chars=1500)))
         return

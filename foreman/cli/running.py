@@ -28,6 +28,7 @@ from foreman.cli.common import (
     say,
 )
 from foreman.core.context import Context
+from foreman.core.extras import MissingExtra, require
 from foreman.core.redact import redact
 from foreman.core.text import clean_text
 from foreman.errors import UsageError
@@ -101,6 +102,11 @@ def run(
     if example is not None:
         if example not in EXAMPLES:
             raise fail(f"no example {example!r}; try: {', '.join(EXAMPLES)}")
+        if EXAMPLES[example].extra:
+            try:
+                require(f"the {example} example", EXAMPLES[example].extra)
+            except MissingExtra as exc:
+                raise fail(str(exc)) from exc
         request = request or EXAMPLES[example].request
         sender = sender or EXAMPLES[example].sender or None
         console.print(f"example [bold]{example}[/]: {EXAMPLES[example].pattern}")
