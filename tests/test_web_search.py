@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import json
 import re
 import threading
@@ -150,12 +149,6 @@ def test_bad_specs_raise_clear_errors(spec, message, monkeypatch):
     monkeypatch.delenv("TAVILY_API_KEY", raising=False)
     with pytest.raises(ValueError, match=message):
         get_web_search(spec)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("ddgs") is not None, reason="ddgs is installed")
-def test_duckduckgo_without_its_package_names_it():
-    with pytest.raises(ValueError, match="pip install ddgs"):
-        get_web_search("duckduckgo")
 
 
 async def test_searx_search_does_not_block_the_event_loop(searx):

@@ -1,22 +1,26 @@
-"""Optional web search for the research worker, through langchain-community's search wrappers.
+"""Optional web search for the research worker (the web extra).
 
 `Context.web_search` (env `FOREMAN_WEB_SEARCH`) names the provider:
 
 - `searx:http://host:8888`: a SearxNG instance with the JSON format enabled
   (`search.formats: [html, json]` in its `settings.yml`); `/search` is added to a bare host.
-- `tavily`: the Tavily API; the key comes from `TAVILY_API_KEY`.
-- `duckduckgo`: DuckDuckGo, through the `ddgs` package (`pip install ddgs`).
+  Through langchain-community's `SearxSearchWrapper`: SearxNG has no maintained partner
+  package, and that wrapper still works (langchain-community itself is frozen).
+- `tavily`: the Tavily API through its maintained partner package, `langchain-tavily`; the
+  key comes from `TAVILY_API_KEY`.
+- `duckduckgo`: DuckDuckGo through `ddgs` (the maintained successor of duckduckgo-search),
+  called directly: there is no partner package, and langchain-community's wrapper only
+  forwarded to it.
 
-A wrong spec, a missing key or a missing package raises `ValueError` when the provider is
-built; a failing search at run time raises `WebSearchError`, which the worker records and
-survives.
+A wrong spec or a missing key raises `ValueError` when the provider is built, and a missing
+package `MissingExtra` (an `ImportError`) naming the web extra; a failing search at run time
+raises `WebSearchError`, which the worker records and survives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -24,8 +28,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
-from pydantic import SecretStr
+from foreman.core.extras import import_extra
 
 SPECS = "searx:URL, tavily or duckduckgo"
 TIMEOUT_S = 15.0
@@ -34,16 +37,15 @@ TIMEOUT_S = 15.0
 RawSearch = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
 
 # What a provider raises when the service misbehaves: refused or dropped connections and
-# HTTP errors (OSError, aiohttp), error statuses and bodies that are not JSON (the searx
-# wrapper raises ValueError for both), and JSON without the fields the wrapper indexes
-# (KeyError, or TypeError when `results` is missing).
-_SERVICE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    aiohttp.ClientError,
-    ValueError,
-    KeyError,
-    TypeError,
-)
+# HTTP errors (OSError, and aiohttp's errors for the providers that use it), error statuses
+# and bodies that are not JSON (the searx wrapper raises ValueError for both), and JSON
+# without the fields the wrapper indexes (KeyError, or TypeError when `results` is missing).
+_SERVICE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, TypeError)
+
+
+def _extra(module: str) -> Any:
+    """Import a module the web extra installs, or say that the extra is missing."""
+    return import_extra(module, "web search", "web")
 
 
 class WebSearchError(RuntimeError):
@@ -106,20 +108,25 @@ class WebSearch:
 
 
 def _normalise(rows: Iterable[dict[str, Any]]) -> list[WebResult]:
-    """Results as `WebResult`s, one per URL; drops the wrappers' "no result" placeholders."""
+    """Results as `WebResult`s, one per URL; drops the wrappers' "no result" placeholders.
+
+    The providers name the fields differently: `link`/`snippet` (searx), `url`/`content`
+    (Tavily), `href`/`body` (ddgs).
+    """
     out: dict[str, WebResult] = {}
     for row in rows:
-        url = str(row.get("link") or row.get("url") or "").strip()
+        url = str(row.get("link") or row.get("url") or row.get("href") or "").strip()
         if not url or url in out:
             continue
         title = str(row.get("title") or url).strip()
-        snippet = str(row.get("snippet") or row.get("content") or "").strip()
+        snippet = str(row.get("snippet") or row.get("content") or row.get("body") or "").strip()
         out[url] = WebResult(url=url, title=title, snippet=snippet)
     return list(out.values())
 
 
 def _searx(spec: str, arg: str) -> WebSearch:
-    from langchain_community.utilities import SearxSearchWrapper
+    aiohttp = _extra("aiohttp")
+    searx = _extra("langchain_community.utilities.searx_search")
 
     host = arg or os.environ.get("SEARX_HOST", "")
     parts = urlsplit(host)
@@ -130,51 +137,53 @@ def _searx(spec: str, arg: str) -> WebSearch:
         )
     if parts.path in ("", "/"):  # SearxNG answers JSON on /search; / only redirects there
         host = urlunsplit(parts._replace(path="/search"))
-    wrapper = SearxSearchWrapper(searx_host=host)
+    wrapper = searx.SearxSearchWrapper(searx_host=host)
 
     async def raw(query: str, k: int) -> list[dict[str, Any]]:
         return await wrapper.aresults(query, num_results=k)
 
-    return WebSearch(spec, raw)
+    return WebSearch(spec, raw, errors=(*_SERVICE_ERRORS, aiohttp.ClientError))
 
 
 def _tavily(spec: str, arg: str) -> WebSearch:
-    from langchain_community.utilities.tavily_search import TavilySearchAPIWrapper
+    aiohttp = _extra("aiohttp")
+    tavily = _extra("langchain_tavily")
 
     key = os.environ.get("TAVILY_API_KEY", "")
     if not key:
         raise ValueError("web search tavily needs an API key in TAVILY_API_KEY")
-    wrapper = TavilySearchAPIWrapper(tavily_api_key=SecretStr(key))
+
+    @lru_cache(maxsize=4)
+    def tool(k: int) -> Any:  # the partner tool takes max_results when it is built only
+        return tavily.TavilySearch(tavily_api_key=key, max_results=k)
 
     async def raw(query: str, k: int) -> list[dict[str, Any]]:
-        try:
-            return await wrapper.results_async(query, max_results=k)
-        except Exception as exc:
-            # Its async call raises a bare Exception("Error 401: ...") on HTTP errors: make
-            # those service errors; anything more specific (a bug) still propagates.
-            if type(exc) is not Exception:
-                raise
-            raise ValueError(str(exc)) from exc
+        found = await tool(k).ainvoke({"query": query})
+        if isinstance(found, str):  # its ToolException, returned as text: no results
+            return []
+        if "error" in found:  # the tool returns what its HTTP call raised, as a value
+            error = found["error"]
+            # A bare Exception("Error 401: ...") is an HTTP error status; anything else
+            # that is not a service error (a bug) still propagates.
+            if type(error) is Exception:
+                raise ValueError(str(error)) from error
+            raise error
+        return list(found.get("results") or [])
 
-    return WebSearch(spec, raw)
+    return WebSearch(spec, raw, errors=(*_SERVICE_ERRORS, aiohttp.ClientError))
 
 
 def _duckduckgo(spec: str, arg: str) -> WebSearch:
-    # langchain-community's wrapper imports `ddgs` (the successor of duckduckgo-search).
-    if importlib.util.find_spec("ddgs") is None:
-        raise ValueError("web search duckduckgo needs the ddgs package: pip install ddgs")
-    from ddgs.exceptions import DDGSException
-    from langchain_community.utilities import DuckDuckGoSearchAPIWrapper
-
-    # The wrapper defaults to results of the past year; research wants any date.
-    wrapper = DuckDuckGoSearchAPIWrapper(time=None)
+    ddgs = _extra("ddgs")
+    errors = _extra("ddgs.exceptions")
 
     async def raw(query: str, k: int) -> list[dict[str, Any]]:
-        # The wrapper is synchronous only: keep its HTTP calls off the event loop.
-        return await asyncio.to_thread(wrapper.results, query, k)
+        # ddgs is synchronous only: keep its HTTP calls off the event loop. Results of any
+        # date (no timelimit): research wants them all.
+        return await asyncio.to_thread(ddgs.DDGS().text, query, max_results=k)
 
     # ddgs reports rate limits, timeouts and "no results" as DDGSException.
-    return WebSearch(spec, raw, errors=(*_SERVICE_ERRORS, DDGSException))
+    return WebSearch(spec, raw, errors=(*_SERVICE_ERRORS, errors.DDGSException))
 
 
 _PROVIDERS: dict[str, Callable[[str, str], WebSearch]] = {
@@ -188,11 +197,12 @@ _PROVIDERS: dict[str, Callable[[str, str], WebSearch]] = {
 def get_web_search(spec: str) -> WebSearch:
     """The provider named by `spec`, built once per spec.
 
-    Imports and constructs the langchain-community wrapper, which reads files: call it from
-    a thread (`asyncio.to_thread`) in async code.
+    Imports and constructs the provider's client, which reads files: call it from a thread
+    (`asyncio.to_thread`) in async code.
 
     Raises:
-        ValueError: the spec is unknown, or the provider's key or package is missing.
+        ValueError: the spec is unknown, or the provider's key is missing.
+        MissingExtra: the web extra (the provider's package) is not installed.
     """
     spec = spec.strip()
     name, _, arg = spec.partition(":")
