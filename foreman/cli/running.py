@@ -117,6 +117,13 @@ def run(
     check_durability(durability)
     if corpus is not None and not corpus.is_dir():
         raise fail(f"corpus folder not found: {corpus}")
+    if corpus is not None:
+        from foreman.workers.tools.loaders import check_folder
+
+        try:
+            check_folder(corpus)
+        except MissingExtra as exc:
+            raise fail(str(exc)) from exc
     from foreman.core.models import ModelConfigError  # the models come in with the run
 
     try:

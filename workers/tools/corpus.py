@@ -1,4 +1,8 @@
-"""A local document corpus split into passages and indexed with BM25 (bm25s)."""
+"""A local document corpus split into passages and indexed with BM25 (bm25s).
+
+Markdown and text files are read as they are; PDF and HTML files through langchain-community's
+loaders when the docs extra is installed (`foreman.workers.tools.loaders`).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,17 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import bm25s
 import Stemmer
 
+from foreman.core.extras import MissingExtra
 from foreman.core.text import keywords, query_keywords
+from foreman.workers.tools.loaders import SUFFIXES, DocumentError, documents, read_document
 
-SUFFIXES = {".md", ".txt"}
 # A passage addresses a query when it holds this share of the query's distinctive terms,
 # weighted by rarity (see `Corpus.relevance`), and at least NEAR_BEST of the best passage's
 # share: a passage that matches one loose word of a question ("long" in "how long do they
@@ -56,12 +61,31 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "doc"
 
 
+def _own_ids(passages: list[Passage], taken: set[str]) -> list[Passage]:
+    """`passages` of one document, under `doc-2` (`-3`, ...) if another has its name.
+
+    `notes.pdf` beside `notes.html`, or two `notes.md` in different folders: ids stay unique.
+    """
+    if not passages or passages[0].doc not in taken:
+        return passages
+    doc, n = passages[0].doc, 2
+    while f"{doc}-{n}" in taken:
+        n += 1
+    renamed = f"{doc}-{n}"
+    return [replace(p, id=p.id.replace(f"{doc}#", f"{renamed}#", 1), doc=renamed) for p in passages]
+
+
 def split_document(path: Path) -> list[Passage]:
-    """Split a Markdown or text file into paragraph passages with stable ids.
+    """Split a document (Markdown, text, PDF, HTML) into paragraph passages with stable ids.
 
     NUL characters are dropped: no document needs them, and PostgreSQL cannot store them.
+
+    Raises:
+        OSError: the file cannot be read.
+        MissingExtra: a PDF or HTML file, without the docs extra.
+        DocumentError: a PDF or HTML file its loader cannot read.
     """
-    text = path.read_text(encoding="utf-8", errors="replace").replace("\x00", "")
+    text = read_document(path).replace("\x00", "")
     doc = _slug(path.stem)
     title, source = path.stem, ""
     passages: list[Passage] = []
@@ -82,28 +106,39 @@ def split_document(path: Path) -> list[Passage]:
 
 
 class Corpus:
-    """BM25 index over passages: every paragraph of a folder's `.md`/`.txt` files, or any."""
+    """BM25 index over passages: every paragraph of a folder's documents, or any."""
 
     @classmethod
     def from_folder(cls, folder: Path) -> Corpus:
-        """Index every passage of the readable `.md`/`.txt` files in `folder`.
+        """Index every passage of the readable documents (`SUFFIXES`) in `folder`.
 
         Anything else with those names is skipped and listed in `skipped`: a FIFO (reading
         one would wait forever), a socket or device, a dangling link, a file that cannot be
-        read.
+        read, a PDF or HTML file without the docs extra.
+
+        Raises:
+            FileNotFoundError: no document could be read (saying why, if an extra is missing).
         """
         passages: list[Passage] = []
         skipped: list[str] = []
+        missing: set[str] = set()
         for path in documents(folder):
             if not path.is_file():  # follows links; False for FIFOs, sockets, devices
                 skipped.append(f"{path}: not a regular file")
                 continue
             try:
-                passages += split_document(path)
-            except (OSError, UnicodeError) as exc:
+                found = split_document(path)
+            except MissingExtra as exc:
+                missing.add(str(exc))
+                skipped.append(f"{path}: {exc}")
+            except (OSError, UnicodeError, DocumentError) as exc:
                 skipped.append(f"{path}: {exc.strerror if isinstance(exc, OSError) else exc}")
+            else:
+                passages += _own_ids(found, {p.doc for p in passages})
         if not passages:
-            raise FileNotFoundError(f"no readable .md or .txt documents in {folder}")
+            kinds = ", ".join(sorted(SUFFIXES))
+            why = "".join(f"; {m}" for m in sorted(missing))
+            raise FileNotFoundError(f"no readable documents ({kinds}) in {folder}{why}")
         corpus = cls(passages)
         corpus.skipped = skipped
         return corpus
@@ -228,11 +263,6 @@ class Corpus:
             per[passage.doc] = per.get(passage.doc, 0) + 1
             hits.append(Hit(passage, score))
         return hits
-
-
-def documents(folder: Path) -> list[Path]:
-    """The paths in `folder` (recursively) named like documents, sorted."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
 
 
 def _signature(folder: Path) -> tuple[tuple[str, float, int], ...]:
