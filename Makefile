@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: `make demo` installs Foreman alone (what the offline examples need), `make test`
+# and the other targets every extra and the dev tools on top; a demo-only .venv never passes
+# for a dev one.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 AEGRA_STAMP := .aegra/venv/.installed
 EXAMPLES ?= report support
 # Two workers, a test module each at a time (modules share session fixtures such as servers).
@@ -16,23 +20,36 @@ export LANGGRAPH_NO_VERSION_CHECK ?= true
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# pip prints a line per package it collects, downloads (with a progress bar on a terminal)
+# and installs: no --quiet, so a first install shows where it is.
+$(RUNTIME_STAMP): pyproject.toml
+	@echo "==> [1/3] creating $(VENV) with $$($(PYTHON) --version)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> [2/3] upgrading pip"
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	@echo "==> [3/3] installing Foreman and what the offline examples need (no extras)"
+	$(BIN)/pip install -e .
+	@touch $@
+	@echo "==> $(VENV): Foreman installed ($$(du -sh $(VENV) | cut -f1))"
 
-install: $(STAMP) ## Create .venv and install Foreman with its dev tools
+$(DEV_STAMP): $(RUNTIME_STAMP)
+	@echo "==> installing every extra (postgres, data, web, docs) and the dev tools"
+	$(BIN)/pip install -e ".[dev]"
+	@touch $@
+	@echo "==> $(VENV): Foreman, its extras and dev tools installed ($$(du -sh $(VENV) | cut -f1))"
 
-demo: $(STAMP) data ## Run the patterns offline: a cited report, then a customer reply (EXAMPLES=...)
-	@for ex in $(EXAMPLES); do $(BIN)/foreman run --example $$ex --no-ask || exit $$?; done
+install: $(DEV_STAMP) ## Create .venv: Foreman, every extra and the dev tools
+
+demo: $(RUNTIME_STAMP) data ## Install Foreman alone; run a cited report and a customer reply offline (EXAMPLES=...)
+	@for ex in $(EXAMPLES); do echo "==> foreman run --example $$ex"; \
+		$(BIN)/foreman run --example $$ex --no-ask || exit $$?; done
 
 data: data/support/shop.sqlite ## Create the sample customer-service database
 
-data/support/shop.sqlite: workers/support/sample.py scripts/make_support_db.py | $(STAMP)
+data/support/shop.sqlite: workers/support/sample.py scripts/make_support_db.py | $(RUNTIME_STAMP)
 	$(BIN)/python scripts/make_support_db.py --out $@
 
-lint: $(STAMP) ## ruff, mypy and the import contracts
+lint: $(DEV_STAMP) ## ruff, mypy and the import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/typecheck_tree.py
@@ -44,35 +61,35 @@ test: ## Lint, type-check and run every test (PostgreSQL, Redis)
 	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test-setup: $(STAMP) data lint $(AEGRA_STAMP)
+test-setup: $(DEV_STAMP) data lint $(AEGRA_STAMP)
 
 $(AEGRA_STAMP): deploy/aegra/requirements.txt pyproject.toml
 	$(PYTHON) deploy/aegra/cluster.py install  # stdlib only: needs no .venv
 
 aegra-install: $(AEGRA_STAMP) ## Create .aegra/venv: Aegra (needs Python >= 3.12) and Foreman
 
-aegra-up: $(AEGRA_STAMP) ## Serve Foreman from 2 Aegra instances on one PostgreSQL and Redis
+aegra-up: $(DEV_STAMP) $(AEGRA_STAMP) ## Serve Foreman from 2 Aegra instances on one PostgreSQL and Redis
 	$(BIN)/python deploy/aegra/cluster.py up $(ARGS)
 
-test-aegra: $(STAMP) data $(AEGRA_STAMP) ## Two Aegra instances, 20 runs, one killed mid-run
+test-aegra: $(DEV_STAMP) data $(AEGRA_STAMP) ## Two Aegra instances, 20 runs, one killed mid-run
 	$(BIN)/python -m pytest -q -s -m aegra tests/test_aegra.py
 
 ui-install: ## Install Agent Chat UI (npm), Chromium (apt) and playwright-core under .ui/
 	$(PYTHON) scripts/chat_ui.py install  # stdlib only: needs no .venv
 
-test-ui: $(STAMP) data ui-install ## In headless Chromium: a request, the plan review accepted, the answer
+test-ui: $(DEV_STAMP) data ui-install ## In headless Chromium: a request, the plan review accepted, the answer
 	$(BIN)/python -m pytest -q -s -m ui tests/test_chat_ui.py
 
-bench: $(STAMP) ## Scheduling, overhead, durability, plan checks, honest answers; writes bench/results/*.json
+bench: $(DEV_STAMP) ## Scheduling, overhead, durability, plan checks, honest answers; writes bench/results/*.json
 	$(BIN)/python -m bench.run $(ARGS)
 	$(BIN)/python -m bench.durability
 	$(BIN)/python -m bench.plan_checks
 	$(BIN)/python -m bench.honesty
 
-dev: $(STAMP) data ## Serve the graph with `langgraph dev` (offline) for LangGraph Studio
+dev: $(DEV_STAMP) data ## Serve the graph with `langgraph dev` (offline) for LangGraph Studio
 	$(BIN)/langgraph dev --no-browser
 
-graph: $(STAMP) ## Print the graph as Mermaid
+graph: $(RUNTIME_STAMP) ## Print the graph as Mermaid
 	$(BIN)/foreman graph
 
 clean: ## Remove the virtualenv and local run data

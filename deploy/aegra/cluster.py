@@ -7,7 +7,7 @@ executes runs it pulls from that list: any instance may execute a run another ac
 worker executing a run holds a lease on it in PostgreSQL and renews it; when an instance dies,
 the lease reaper of a live instance puts its runs back on the queue (see `aegra.env`).
 
-Run with any Python >= 3.11 that has psycopg (Foreman's `.venv` has it):
+Run with any Python >= 3.11 that has psycopg (Foreman's dev `.venv` has it: `make install`):
 
     python deploy/aegra/cluster.py install   # .aegra/venv: Python >= 3.12, aegra-api, Foreman
     python deploy/aegra/cluster.py up        # 2 instances on 127.0.0.1:2026-2027 until Ctrl-C
@@ -78,7 +78,8 @@ def install(venv: Path = VENV, python: str | None = None) -> None:
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     pip = [str(venv_python(venv)), "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-r", str(REQUIREMENTS), "-e", str(REPO)], check=True)
+    # Foreman's postgres extra: the instances keep checkpoints and outputs in PostgreSQL.
+    subprocess.run([*pip, "-r", str(REQUIREMENTS), "-e", f"{REPO}[postgres]"], check=True)
     (venv / STAMP_NAME).touch()
 
 
@@ -95,7 +96,7 @@ def read_env(path: Path = ENV_FILE) -> dict[str, str]:
 
 def ensure_database(url: str) -> None:
     """Create the database `url` names if its server does not have it yet."""
-    import psycopg  # Foreman and Aegra both depend on it
+    import psycopg  # Aegra depends on it, and Foreman's postgres extra
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
