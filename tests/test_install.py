@@ -8,16 +8,26 @@ imported: Foreman's packages are `foreman.*`.
 
 from __future__ import annotations
 
+import email.parser
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
+WITHOUT_EXTRAS = REPO / "tests" / "support" / "without_extras.py"
+EXTRAS = {
+    "postgres": {"langgraph-checkpoint-postgres", "psycopg"},
+    "data": {"pandas", "matplotlib"},
+    "web": {"langchain-tavily", "ddgs", "langchain-community", "aiohttp"},
+    "docs": {"langchain-community", "pypdf", "beautifulsoup4", "markdownify"},
+}
 SHADOWS = "raise SystemExit(\"the user's own {} was imported instead of Foreman's\")\n"
 
 
@@ -86,6 +96,27 @@ def test_the_wheel_carries_prompts_data_and_the_sandbox_launcher(wheel: Path):
     assert not any(n.startswith(("graph/", "workers/", "prompts/")) for n in names)
 
 
+def test_the_wheel_declares_what_the_demo_needs_and_the_extras(wheel: Path):
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        meta = email.parser.Parser().parsestr(zf.read(name).decode())
+    providers = {"anthropic", "google-genai", "ollama"}  # one per provider, not in all
+    assert set(meta.get_all("Provides-Extra")) == {*EXTRAS, "all", "dev", *providers}
+    by_extra: dict[str, dict[str, Requirement]] = {}
+    for line in meta.get_all("Requires-Dist"):
+        req = Requirement(line)
+        extra = re.search(r'extra == "(\w+)"', str(req.marker or ""))
+        by_extra.setdefault(extra.group(1) if extra else "", {})[req.name] = req
+    runtime = set(by_extra.pop(""))
+    assert {"langgraph", "langchain-core", "langchain-openai", "bm25s", "typer"} <= runtime
+    assert not runtime & set().union(*EXTRAS.values())  # nothing optional at runtime
+    assert {extra: set(by_extra[extra]) for extra in EXTRAS} == EXTRAS
+    # all: the four extras; dev: all of them, so `make test` tests every part
+    assert set(by_extra["all"]) == {"foreman-agents"}
+    assert by_extra["all"]["foreman-agents"].extras == set(EXTRAS)
+    assert by_extra["dev"]["foreman-agents"].extras == {"all"}
+
+
 def test_the_front_door_imports_from_the_installed_copy(installed: Path, user_folder: Path):
     code = (
         "import json, foreman\n"
@@ -108,9 +139,11 @@ def test_the_front_door_imports_from_the_installed_copy(installed: Path, user_fo
 
 @pytest.mark.parametrize("example", ["report", "support"])
 def test_the_installed_command_runs_the_examples(installed: Path, user_folder: Path, example):
+    """Without any extra: their packages are made unimportable (`without_extras.py`)."""
     done = run_installed(
-        installed, user_folder, "-m", "foreman", "run", "--example", example, "--no-ask"
-    )
+        installed, user_folder, str(WITHOUT_EXTRAS), "all",
+        "-m", "foreman", "run", "--example", example, "--no-ask",
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "status done" in done.stdout
     if example == "support":

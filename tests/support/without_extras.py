@@ -12,6 +12,7 @@ are not affected.
 from __future__ import annotations
 
 import importlib.abc
+import os
 import runpy
 import sys
 from collections.abc import Sequence
@@ -67,6 +68,7 @@ def main(argv: list[str]) -> None:
     """`EXTRAS -m MODULE ARGS...` or `EXTRAS -c CODE ARGS...`."""
     extras, flag, target, *rest = argv
     block(extras)
+    sys.path[0] = os.getcwd()  # as `python -m` and `python -c` have it, not this file's folder
     if flag == "-m":
         sys.argv = [target, *rest]
         runpy.run_module(target, run_name="__main__", alter_sys=True)
