@@ -131,7 +131,7 @@ async def search_web(state: ResearchState, runtime: Runtime[Context]) -> dict[st
     if not spec:
         return {}
     inp = WorkerInput.model_validate(state["input"])
-    # Building the provider imports and configures langchain-community: not on the loop.
+    # Building the provider imports and configures its client: not on the loop.
     provider = await asyncio.to_thread(get_web_search, spec)
     k = BROAD_K if _wants_breadth(inp) else FOCUSED_K
     try:

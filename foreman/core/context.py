@@ -95,8 +95,8 @@ class Context:
     web_search: str = field(
         default_factory=lambda: _env("FOREMAN_WEB_SEARCH", ""),
         metadata={
-            "description": "Optional web search for the research worker, through "
-            "langchain-community: searx:URL, tavily or duckduckgo (empty: corpus only)."
+            "description": "Optional web search for the research worker (the web extra): "
+            "searx:URL, tavily or duckduckgo (empty: corpus only)."
         },
     )
     support_db: str = field(
