@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Two stamps: `make demo` installs Foreman alone (what the offline examples need), `make test`
-# and the other targets every extra and the dev tools on top; a demo-only .venv never passes
-# for a dev one.
+# Two stamps: `make demo` installs Foreman alone (what the offline examples need); `make test`
+# and the targets that use the dev tools install Foreman with every extra and the dev tools,
+# in one pip run that covers the runtime too. A demo-only .venv never passes for a dev one.
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 AEGRA_STAMP := .aegra/venv/.installed
@@ -22,20 +22,22 @@ help: ## Show the targets
 
 # pip prints a line per package it collects, downloads (with a progress bar on a terminal)
 # and installs: no --quiet, so a first install shows where it is.
+NEW_VENV = @if [ ! -x $(BIN)/pip ]; then \
+	echo "==> creating $(VENV) with $$($(PYTHON) --version), upgrading its pip"; \
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip; fi
+
 $(RUNTIME_STAMP): pyproject.toml
-	@echo "==> [1/3] creating $(VENV) with $$($(PYTHON) --version)"
-	$(PYTHON) -m venv $(VENV)
-	@echo "==> [2/3] upgrading pip"
-	$(BIN)/pip install --quiet --upgrade pip
-	@echo "==> [3/3] installing Foreman and what the offline examples need (no extras)"
+	$(NEW_VENV)
+	@echo "==> installing Foreman and what the offline examples need (no extras)"
 	$(BIN)/pip install -e .
 	@touch $@
 	@echo "==> $(VENV): Foreman installed ($$(du -sh $(VENV) | cut -f1))"
 
-$(DEV_STAMP): $(RUNTIME_STAMP)
-	@echo "==> installing every extra (postgres, data, web, docs) and the dev tools"
+$(DEV_STAMP): pyproject.toml
+	$(NEW_VENV)
+	@echo "==> installing Foreman, every extra (postgres, data, web, docs) and the dev tools"
 	$(BIN)/pip install -e ".[dev]"
-	@touch $@
+	@touch $(RUNTIME_STAMP) $@
 	@echo "==> $(VENV): Foreman, its extras and dev tools installed ($$(du -sh $(VENV) | cut -f1))"
 
 install: $(DEV_STAMP) ## Create .venv: Foreman, every extra and the dev tools
@@ -46,7 +48,10 @@ demo: $(RUNTIME_STAMP) data ## Install Foreman alone; run a cited report and a c
 
 data: data/support/shop.sqlite ## Create the sample customer-service database
 
-data/support/shop.sqlite: workers/support/sample.py scripts/make_support_db.py | $(RUNTIME_STAMP)
+# The script needs Foreman alone; on the way to a target that installs the dev tools it waits
+# for that install instead (one pip at a time in .venv under `make -j`).
+DATA_VENV := $(if $(filter-out demo data graph,$(MAKECMDGOALS)),$(DEV_STAMP),$(RUNTIME_STAMP))
+data/support/shop.sqlite: workers/support/sample.py scripts/make_support_db.py | $(DATA_VENV)
 	$(BIN)/python scripts/make_support_db.py --out $@
 
 lint: $(DEV_STAMP) ## ruff, mypy and the import contracts
