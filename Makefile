@@ -91,6 +91,8 @@ bench: $(DEV_STAMP) ## Scheduling, overhead, durability, plan checks, honest ans
 	$(BIN)/python -m bench.plan_checks
 	$(BIN)/python -m bench.honesty
 
+# Studio shows every worker attempt's saved state (the default keeps only failed ones).
+dev: export FOREMAN_WORKER_DURABILITY ?= async
 dev: $(DEV_STAMP) data ## Serve the graph with `langgraph dev` (offline) for LangGraph Studio
 	$(BIN)/langgraph dev --no-browser
 

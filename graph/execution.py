@@ -32,12 +32,14 @@ from foreman.orchestration.audit import emit
 from foreman.orchestration.validation import check_output, decide
 from foreman.workers.base import DependencyResult, WorkerInput
 from foreman.workers.registry import WorkerRegistry, WorkerSpec
+from foreman.workers.router import AttemptState, WorkersGraph
 
-# Worker subgraphs have no checkpointer of their own (the subtask is the unit of resume).
-# They inherit the run's durability mode, and LangGraph 1.2 then waits, under "sync", for a
-# checkpoint a graph without a checkpointer never starts (AttributeError:
-# '_put_checkpoint_fut'). Saying "exit" for them avoids that wait and changes nothing else.
-WORKER_DURABILITY: Literal["exit"] = "exit"
+# The workers graph's own state repeats its worker's, so it is saved only when an attempt
+# fails or is cut off; the worker's subgraph is saved as `Context.worker_durability` says.
+# ("sync" would also make LangGraph 1.2 wait, in a run without a checkpointer, for a save
+# that never starts: AttributeError '_put_checkpoint_fut'.)
+ATTEMPT_DURABILITY: Literal["exit"] = "exit"
+# Said for the run's sake: in a run without a checkpointer it has no effect (and no harm).
 warnings.filterwarnings("ignore", message="`durability` has no effect when no checkpointer")
 SUBTASK_TAG = "foreman:subtask"
 
@@ -80,7 +82,11 @@ def attempt_config(
 
 
 async def _run_worker(
-    spec: WorkerSpec, inp: WorkerInput, ctx: Context, trace: RunnableConfig
+    workers: WorkersGraph | None,
+    spec: WorkerSpec,
+    inp: WorkerInput,
+    ctx: Context,
+    trace: RunnableConfig,
 ) -> tuple[dict[str, Any] | None, Usage, str, str | None]:
     """Invoke a worker subgraph; a timeout or a malformed answer is a failed attempt.
 
@@ -100,12 +106,10 @@ async def _run_worker(
 
                 out: dict[str, Any] = await RunnableLambda(call_tool).ainvoke(inp, trace)
             else:
-                assert spec.graph is not None
-                out = await spec.graph.ainvoke(
-                    {"input": inp.model_dump(mode="json")},
-                    trace,
-                    context=ctx,
-                    durability=WORKER_DURABILITY,
+                assert workers is not None
+                attempt: AttemptState = {"input": inp.model_dump(mode="json"), "worker": spec.name}
+                out = await workers.ainvoke(
+                    attempt, trace, context=ctx, durability=ATTEMPT_DURABILITY
                 )
     except TimeoutError:
         return None, empty_usage(), "-", f"timed out after {ctx.worker_timeout_s:g}s"
@@ -120,8 +124,14 @@ async def _run_worker(
     return out.get("output"), usage, out.get("model", "-"), None
 
 
-async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> SubtaskRecord:
-    """Run a subtask to a verdict: accepted, failed, or waiting for a person's answer."""
+async def execute_subtask(
+    job: Job, registry: WorkerRegistry, workers: WorkersGraph | None, ctx: Context
+) -> SubtaskRecord:
+    """Run a subtask to a verdict: accepted, failed, or waiting for a person's answer.
+
+    Attempts of graph workers run through `workers` (`foreman.workers.router`), tools
+    directly.
+    """
     sub = Subtask.model_validate(job["subtask"])
     loaded = await outputs.load_all(job["dependencies"], fields=outputs.DEPENDENCY_FIELDS)
     deps = {k: DependencyResult.model_validate(v) for k, v in loaded.items()}
@@ -150,7 +160,7 @@ async def execute_subtask(job: Job, registry: WorkerRegistry, ctx: Context) -> S
         emit("attempt", subtask=sub.id, worker=worker, attempt=inp.attempt, model=model_spec)
         trace = attempt_config(sub, worker, inp.attempt, job["plan_version"], model_spec)
         started, t0 = time.time(), time.perf_counter()
-        output, usage, model, error = await _run_worker(spec, inp, ctx, trace)
+        output, usage, model, error = await _run_worker(workers, spec, inp, ctx, trace)
         by_model: dict[str, Usage] = {model: usage} if usage["calls"] else {}
         if error is not None:
             problems = [error]

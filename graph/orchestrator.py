@@ -19,6 +19,7 @@ from foreman.orchestration.synthesizer import synthesize
 from foreman.orchestration.validator import route_after_validation, validate
 from foreman.orchestration.waves import make_worker_node, route_after_dispatch
 from foreman.workers.registry import WorkerRegistry, default_registry
+from foreman.workers.router import build_workers_graph
 
 
 def build_graph(
@@ -39,8 +40,9 @@ def build_graph(
     # retry on top would multiply how long a stalled provider holds the run.
     builder.add_node("plan", make_plan(registry))
     builder.add_node("review_plan", make_review_plan(registry))
-    builder.add_node("dispatch", make_dispatch(registry))
-    builder.add_node("worker", make_worker_node(registry))
+    workers = build_workers_graph(registry)  # graph workers' attempts run through it
+    builder.add_node("dispatch", make_dispatch(registry, workers))
+    builder.add_node("worker", make_worker_node(registry, workers))
     builder.add_node("validate", validate)
     builder.add_node("clarify", clarify)
     builder.add_node("escalate", escalate)

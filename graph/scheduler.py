@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.func import task
+from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import push_message
 from langgraph.runtime import Runtime, get_runtime
 
@@ -46,6 +47,7 @@ from foreman.orchestration.outputs import DEPENDENCY_FIELDS
 from foreman.orchestration.plan_validation import fingerprints, start_order
 from foreman.orchestration.records import current_plan, current_records, has_new_answer
 from foreman.workers.registry import WorkerRegistry
+from foreman.workers.router import AttemptState, WorkersGraph
 
 BLOCKED = "blocked"  # internal: a dependency did not succeed; never stored in state
 
@@ -169,10 +171,37 @@ def as_dependency(rec: SubtaskRecord) -> dict[str, Any]:
     return dep
 
 
-def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any]]]:
-    """Build the dispatch node for a worker registry."""
+SUBTASK_TASK = "run_subtask"
 
-    @task(name="run_subtask")  # type: ignore[arg-type]  # mypy cannot solve its ParamSpec
+
+def subtask_view(workers: WorkersGraph | None) -> WorkersGraph | None:
+    """The dispatch node as LangGraph sees it: `run_subtask` tasks running the workers graph.
+
+    Never run. A subtask's attempts run the workers graph inside its `run_subtask` task, so
+    LangGraph saves an attempt's worker state under
+    `dispatch:<id>|run_subtask:<id>|<worker>:<id>` (`run_subtask:<id>|1|<worker>:<id>` for
+    the task's second attempt, and so on), and resolves a namespace, its ids dropped, as a
+    path through the graph's nodes: `dispatch|run_subtask|<worker>`. This graph is the
+    `run_subtask` step of that path. Found in the dispatch node's closure, it lets Studio
+    draw the workers inside `dispatch` and read an attempt's state with its worker's
+    channels. None without graph workers.
+    """
+    if workers is None:
+        return None
+    builder = StateGraph(AttemptState, context_schema=Context)
+    builder.add_node(SUBTASK_TASK, workers)
+    builder.add_edge(START, SUBTASK_TASK)
+    builder.add_edge(SUBTASK_TASK, END)
+    return builder.compile(name="dispatch")
+
+
+def make_dispatch(
+    registry: WorkerRegistry, workers: WorkersGraph | None
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """Build the dispatch node for a worker registry and its workers graph."""
+    view = subtask_view(workers)
+
+    @task(name=SUBTASK_TASK)  # type: ignore[arg-type]  # mypy cannot solve its ParamSpec
     async def run_subtask(job: Job, board_id: str) -> SubtaskRecord:
         """One subtask: wait for its inputs and a slot, then attempts until a verdict."""
         board = _BOARDS[board_id]
@@ -187,10 +216,11 @@ def make_dispatch(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str,
             emit("subtask", id=sub["id"], status="running", worker=sub["worker"])
             ctx = get_runtime(Context).context
             job = {**job, "dependencies": {d["id"]: as_dependency(d) for d in deps}}
-            return await execute_subtask(job, registry, ctx)
+            return await execute_subtask(job, registry, workers, ctx)
 
     async def dispatch(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Run the subtasks of the plan that still need running, dependencies first."""
+        _ = view  # LangGraph finds a node's subgraph among the names its function uses
         return with_settings(state, runtime.context, await run_round(state, runtime.context))
 
     async def run_round(state: State, ctx: Context) -> dict[str, Any]:

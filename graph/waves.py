@@ -29,6 +29,7 @@ from foreman.orchestration.scheduler import (
     usage_by_model,
 )
 from foreman.workers.registry import WorkerRegistry
+from foreman.workers.router import WorkersGraph
 
 
 def _todo(state: State) -> tuple[list[Job], list[Job]]:
@@ -80,14 +81,22 @@ def route_after_dispatch(
     return sends or "validate"
 
 
-def make_worker_node(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any]]]:
-    """Build the worker node a waves-mode `Send` runs: one subtask to its verdict."""
+def make_worker_node(
+    registry: WorkerRegistry, workers: WorkersGraph | None
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """Build the worker node a waves-mode `Send` runs: one subtask to its verdict.
+
+    Attempts of graph workers run the workers graph (`workers`), which LangGraph finds in
+    this node's closure: Studio draws it inside `worker`, and reads an attempt's worker state
+    under `worker:<id>|<worker>:<id>` (`worker:<id>|1|<worker>:<id>` for the second attempt,
+    and so on).
+    """
 
     async def worker(job: Job, runtime: Runtime[Context]) -> dict[str, Any]:
         """Run one subtask (attempts, validation, retry, substitution) and record it."""
         sub = job["subtask"]
         emit("subtask", id=sub["id"], status="running", worker=sub["worker"])
-        rec = await execute_subtask(job, registry, runtime.context)
+        rec = await execute_subtask(job, registry, workers, runtime.context)
         return {
             "results": {rec["id"]: rec},
             "usage": usage_by_model([rec]),

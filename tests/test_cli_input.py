@@ -188,6 +188,7 @@ def test_the_code_example_offline_is_refused_before_anything_runs(cli: Any, tmp_
     [
         ("FOREMAN_SCHEDULER", "dataflow, waves"),
         ("FOREMAN_STRUCTURED_OUTPUT", "function_calling, json_schema, json_mode"),
+        ("FOREMAN_WORKER_DURABILITY", "async, exit"),
     ],
 )
 def test_a_setting_outside_its_choices_is_refused(

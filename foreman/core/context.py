@@ -22,6 +22,7 @@ def _env(name: str, default: str) -> str:
 
 StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
 Scheduler = Literal["dataflow", "waves"]
+WorkerDurability = Literal["async", "exit"]
 
 
 def _choice(name: str, default: str, choices: Any) -> Any:
@@ -78,6 +79,15 @@ class Context:
         metadata={
             "description": "dataflow: each subtask starts when its own inputs are accepted; "
             "waves: a Send fan-out per round of ready subtasks (slower on uneven plans)."
+        },
+    )
+    worker_durability: WorkerDurability = field(
+        default_factory=lambda: _choice("FOREMAN_WORKER_DURABILITY", "exit", WorkerDurability),
+        metadata={
+            "description": "When a worker attempt's own state is saved, under the attempt's "
+            "checkpoint namespace, where Studio shows it: exit, only if the attempt fails or "
+            "is cut off; async, every step of every attempt (checkpoints grow by the "
+            "attempts' inputs, dependencies' results included)."
         },
     )
     review_plan: bool = field(
