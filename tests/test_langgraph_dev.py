@@ -8,6 +8,7 @@ The server and its loopback models are fixtures of `tests.support.server_fixture
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -184,6 +185,48 @@ async def test_studio_reads_the_context_form_and_the_graph(client: LangGraphClie
     drawn = await client.assistants.get_graph(assistant["assistant_id"])
     nodes = {n["id"] for n in drawn["nodes"]}
     assert {"plan", "review_plan", "dispatch", "validate", "clarify", "synthesize"} <= nodes
+
+
+async def test_studio_shows_the_workers_and_an_attempts_state(
+    client: LangGraphClient, dev_server: DevServer, new_thread: Callable[[], Awaitable[str]]
+) -> None:
+    [assistant] = await client.assistants.search(graph_id="foreman", limit=1)
+    assistant_id = assistant["assistant_id"]
+    subgraphs = await client.assistants.get_subgraphs(assistant_id, recurse=True)
+    for scope in ("dispatch|run_subtask", "worker"):
+        assert {f"{scope}|{w}" for w in ("research", "writer", "llm", "policy")} <= set(subgraphs)
+    research = subgraphs["dispatch|run_subtask|research"]
+    assert {"input", "output", "passages"} <= set(research["state_schema"]["properties"])
+    drawn = await client.assistants.get_graph(assistant_id, xray=True)
+    nodes = {n["id"] for n in drawn["nodes"]}
+    assert {"dispatch:run_subtask:research:search_corpus", "worker:writer:write_section"} <= nodes
+
+    # An attempt's namespace comes with its streamed events; its state reads back there.
+    thread_id = await new_thread()
+    namespaces: set[str] = set()
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        async for part in client.runs.stream(
+            thread_id,
+            "foreman",
+            input={"request": HEAT_PUMPS},
+            context={**OFFLINE, "worker_durability": "async"},
+            stream_mode=["updates"],
+            stream_subgraphs=True,
+        ):
+            assert part.event != "error", f"{part.data}\n{dev_server.log()}"
+            namespaces.add(part.event.partition("|")[2])
+    ns = next(n for n in sorted(namespaces) if re.search(r"\|research:[0-9a-f-]+$", n))
+    state = await client.threads.get_state(thread_id, checkpoint={"checkpoint_ns": ns})
+    assert state["next"] == [] and state["values"]["passages"]
+    assert state["values"]["input"]["subtask"]["worker"] == "research"
+    assert state["values"]["output"]["status"] == "done"
+    history = await client.threads.get_history(thread_id, checkpoint={"checkpoint_ns": ns})
+    assert [h["next"] for h in history][::-1][1:] == [
+        ["search_corpus"],
+        ["search_web"],
+        ["extract_findings"],
+        [],
+    ]
 
 
 async def test_studio_reads_the_input_and_output_forms(client: LangGraphClient) -> None:
