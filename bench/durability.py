@@ -13,7 +13,11 @@ Run from the repository root (about 30 s; `make bench` runs it after the schedul
    worker output (the JSON of every attempt's output). Once with the store beside the
    checkpointer (what the CLI does: large outputs stored once by content,
    ``graph/outputs.py``), once without (everything inline in state). Target: checkpoint bytes
-   ≤ 3x worker output bytes with the store.
+   ≤ 3x worker output bytes with the store. Then, with the store, the same worker as a
+   one-node subgraph (a graph worker, as the model workers are), whose attempts run through
+   the workers graph and save their state under their own namespaces for Studio, once per
+   ``Context.worker_durability``: ``async`` (every attempt's state) and ``exit`` (only the
+   attempts that fail or are cut off: none here). The target is for the tool worker.
 
 2. ``durability``. The same graph with zero-latency workers (so persistence is what is
    timed), under LangGraph's three durability modes, on each backend: wall time per run
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -40,6 +45,7 @@ os.environ.setdefault("LANGGRAPH_NO_VERSION_CHECK", "true")
 import psycopg  # noqa: E402
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # noqa: E402
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
+from langgraph.graph import END, START, StateGraph  # noqa: E402
 
 from bench.foreman_runs import bench_context  # noqa: E402
 from bench.simulation import DAGS, PLANS, BenchChatModel, dag_plan  # noqa: E402
@@ -49,7 +55,7 @@ from foreman.core.models import register_provider, unregister_provider  # noqa: 
 from foreman.core.schemas import WorkerStatus  # noqa: E402
 from foreman.databases import is_postgres  # noqa: E402
 from foreman.orchestration.outputs import load_all, referenced_keys  # noqa: E402
-from foreman.workers.base import WorkerInput  # noqa: E402
+from foreman.workers.base import WorkerInput, WorkerState  # noqa: E402
 from foreman.workers.registry import WorkerRegistry, WorkerSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,8 +89,11 @@ def section(subtask: str, kb: float, inputs: list[str]) -> str:
     return "\n".join(words)
 
 
-def sized_registry(kb: float) -> WorkerRegistry:
-    """One tool worker, `sim`, that returns a section of `kb` KB (zero latency)."""
+def sized_registry(kb: float, call: str = "tool") -> WorkerRegistry:
+    """One worker, `sim`, that returns a section of `kb` KB (zero latency).
+
+    `call="tool"` registers it as a tool worker, `call="subgraph"` as a one-node subgraph.
+    """
 
     async def write(inp: WorkerInput, ctx: Any) -> dict[str, Any]:
         got = sorted(inp.dependencies)
@@ -92,13 +101,23 @@ def sized_registry(kb: float) -> WorkerRegistry:
         assert all(inp.dependencies[d].text for d in got), "an input arrived empty"
         return {"status": "done", "markdown": section(inp.subtask.id, kb, got)}
 
+    async def write_section(state: WorkerState) -> dict[str, Any]:
+        inp = WorkerInput.model_validate(state["input"])
+        return {"output": await write(inp, None), "model": "-"}
+
+    builder = StateGraph(WorkerState)
+    builder.add_node(write_section)
+    builder.add_edge(START, "write_section")
+    builder.add_edge("write_section", END)
+    subgraph = builder.compile(name="sim", checkpointer=False)
     return WorkerRegistry(
         [
             WorkerSpec(
                 name="sim",
                 capability="simulation",
                 description="writes a fixed-size section",
-                tool=write,
+                tool=write if call == "tool" else None,
+                graph=subgraph if call == "subgraph" else None,
                 output_schema=Section,
                 check=lambda out, inp, ctx: [],
                 render=lambda out: str(out.get("markdown", "")),
@@ -153,11 +172,17 @@ def json_bytes(value: Any) -> int:
 
 
 async def one_run(
-    db: str, registry: WorkerRegistry, plan_key: str, n: int, mode: str, use_store: bool
+    db: str,
+    registry: WorkerRegistry,
+    plan_key: str,
+    n: int,
+    mode: str,
+    use_store: bool,
+    **settings: Any,
 ) -> dict[str, Any]:
-    """Run the graph once on `db`; return wall time and what it left behind."""
+    """Run the graph once on `db` (`settings`: Context fields); return what it left behind."""
     NO_CORPUS.mkdir(exist_ok=True)  # an empty folder: synthesis loads no BM25 corpus
-    ctx = bench_context(plan_key, n, str(NO_CORPUS))
+    ctx = dataclasses.replace(bench_context(plan_key, n, str(NO_CORPUS)), **settings)
     thread = uuid.uuid4().hex
     config: Any = {"configurable": {"thread_id": thread}}
     async with open_persistence(db) as (saver, store):
@@ -197,6 +222,7 @@ async def measure(args: argparse.Namespace, dags: dict[str, Any]) -> dict[str, A
     PLANS["fanout50"] = dag_plan(dags["fanout50"], 0.0)
     register_provider("bench", lambda name: BenchChatModel(model_name=name or "x"))
     registry = sized_registry(args.output_kb)
+    graph_worker = sized_registry(args.output_kb, call="subgraph")
     result: dict[str, Any] = {"output_kb_per_subtask": args.output_kb, "backends": {}}
     try:
         with tempfile.TemporaryDirectory(prefix="foreman-durability-") as tmp:
@@ -209,6 +235,10 @@ async def measure(args: argparse.Namespace, dags: dict[str, Any]) -> dict[str, A
                     label: await one_run(db, registry, "report12", 12, "sync", use_store)
                     for label, use_store in (("with_store", True), ("inline", False))
                 }
+                for kept in ("async", "exit"):
+                    size[f"subgraph_{kept}"] = await one_run(
+                        db, graph_worker, "report12", 12, "sync", True, worker_durability=kept
+                    )
                 for row in size.values():
                     row["ratio"] = round(row["checkpoint_bytes"] / row["worker_output_bytes"], 2)
                 modes: dict[str, Any] = {}
@@ -248,14 +278,14 @@ def table(result: dict[str, Any]) -> str:
     kb = result["output_kb_per_subtask"]
     lines = [
         f"Checkpoint size, report12 (12 subtasks, {kb:g} KB of output each), durability sync",
-        f"{'backend':<9} {'mode':<10} {'worker output':>13} {'checkpoint':>11} {'ratio':>6} "
+        f"{'backend':<9} {'mode':<14} {'worker output':>13} {'checkpoint':>11} {'ratio':>6} "
         f"{'store':>9}   target ≤ {SIZE_TARGET:g}x",
     ]
     for name, b in result["backends"].items():
         for label, row in b["checkpoint_size_report12"].items():
             ok = ("ok" if row["ratio"] <= SIZE_TARGET else "MISS") if label == "with_store" else ""
             lines.append(
-                f"{name:<9} {label:<10} {row['worker_output_bytes']:>13,} "
+                f"{name:<9} {label:<14} {row['worker_output_bytes']:>13,} "
                 f"{row['checkpoint_bytes']:>11,} {row['ratio']:>5.2f}x "
                 f"{row['store_bytes']:>9,}   {ok}"
             )

@@ -112,11 +112,17 @@ async def _stow_in_thread(store: InMemoryStore, config: dict[str, Any], rec: Any
     await builder.compile(store=store).ainvoke({"done": False}, config)
 
 
-@pytest.mark.parametrize("use_store, bound", [(True, 3.0), (False, None)])
+@pytest.mark.parametrize(
+    "call, use_store, bound", [("tool", True, 3.0), ("subgraph", True, 3.0), ("tool", False, None)]
+)
 async def test_report12_checkpoint_bytes_stay_within_3x_of_worker_output(
-    tmp_path, use_store: bool, bound: float | None
+    tmp_path, call: str, use_store: bool, bound: float | None
 ) -> None:
-    """The `make bench` size measurement, on SQLite: ≤ 3x with the store, far more without."""
+    """The `make bench` size measurement, on SQLite: ≤ 3x with the store, far more without.
+
+    Graph workers too: by default (`worker_durability="exit"`) a successful attempt's state
+    is not kept beside the run's.
+    """
     import bench.durability as bd
     from bench.simulation import PLANS, BenchChatModel, dag_plan, load_dags
     from foreman.core.models import register_provider, unregister_provider
@@ -126,7 +132,7 @@ async def test_report12_checkpoint_bytes_stay_within_3x_of_worker_output(
     register_provider("bench", lambda name: BenchChatModel(model_name=name or "x"))
     try:
         row = await bd.one_run(
-            f"sqlite:{tmp_path / 'size.sqlite'}", bd.sized_registry(4.0), "report12", 12,
+            f"sqlite:{tmp_path / 'size.sqlite'}", bd.sized_registry(4.0, call), "report12", 12,
             "sync", use_store,
         )  # fmt: skip
     finally:
