@@ -67,3 +67,19 @@ def progress_message(
     return AIMessage(
         content="\n".join(lines), name=PROGRESS_MESSAGE, id=f"foreman-progress-v{plan_version}"
     )
+
+
+def messages_streamed() -> bool:
+    """Whether the run streams messages to a client (`stream_mode="messages"`).
+
+    Progress messages are built only then: a run nobody watches that way skips the work.
+    """
+    from langgraph.config import get_config
+
+    try:  # the handler LangGraph adds for the messages stream (what `push_message` writes to)
+        from langgraph.pregel._messages import StreamMessagesHandler
+    except ImportError:  # renamed in a later LangGraph: build them, as before
+        return True
+    callbacks = get_config().get("callbacks")
+    handlers = getattr(callbacks, "handlers", callbacks) or []
+    return any(isinstance(h, StreamMessagesHandler) for h in handlers)

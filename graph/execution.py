@@ -9,6 +9,9 @@ import warnings
 from typing import Any, Literal, NotRequired, TypedDict
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.tracers.base import BaseTracer
+from langgraph.config import get_config
+from langsmith.utils import tracing_is_enabled
 
 from foreman.core.context import Context
 from foreman.core.models import (
@@ -81,6 +84,15 @@ def attempt_config(
     }
 
 
+def tracer_listens() -> bool:
+    """Whether a tracer records this run: LangSmith tracing on, or one among the callbacks."""
+    if tracing_is_enabled():
+        return True
+    callbacks = get_config().get("callbacks")
+    handlers = getattr(callbacks, "handlers", callbacks) or []
+    return any(isinstance(h, BaseTracer) for h in handlers)
+
+
 async def _run_worker(
     workers: WorkersGraph | None,
     spec: WorkerSpec,
@@ -104,7 +116,12 @@ async def _run_worker(
                 async def call_tool(given: WorkerInput) -> dict[str, Any]:
                     return {"output": await tool(given, ctx), "model": "-"}
 
-                out: dict[str, Any] = await RunnableLambda(call_tool).ainvoke(inp, trace)
+                # the named run costs ~1 ms per call: made only when a tracer records it
+                out: dict[str, Any] = (
+                    await RunnableLambda(call_tool).ainvoke(inp, trace)
+                    if tracer_listens()
+                    else await call_tool(inp)
+                )
             else:
                 assert workers is not None
                 attempt: AttemptState = {"input": inp.model_dump(mode="json"), "worker": spec.name}

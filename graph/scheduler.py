@@ -41,7 +41,7 @@ from foreman.core.state import (
     empty_usage,
 )
 from foreman.orchestration.audit import emit, event, total_usage, with_settings
-from foreman.orchestration.conversation import progress_message
+from foreman.orchestration.conversation import messages_streamed, progress_message
 from foreman.orchestration.execution import Job, execute_subtask
 from foreman.orchestration.outputs import DEPENDENCY_FIELDS
 from foreman.orchestration.plan_validation import fingerprints, start_order
@@ -247,6 +247,7 @@ def make_dispatch(
         _BOARDS[board_id] = board
         audit = [event("dispatch_round", plan_version=version, todo=[s.id for s in todo])]
         steps = [(s.id, s.worker) for s in plan.subtasks]
+        streamed = messages_streamed()
         new: dict[str, SubtaskRecord] = {}
         calls: dict[asyncio.Future[SubtaskRecord], str] = {}
         # Finished calls, in finishing order: O(1) per completion (asyncio.wait over the
@@ -275,9 +276,9 @@ def make_dispatch(
                 board.spent = add_usage(board.spent, rec["usage"])
                 board.stop_reason = board.stop_reason or over_budget(ctx, board.spent)
                 audit.append(report_result(rec))
-                statuses = {i: r["status"] for i, r in (known | new).items()}
-                # streamed to chat clients (messages mode) as it happens; not kept in state
-                push_message(progress_message(version, steps, statuses), state_key=None)
+                if streamed:  # to chat clients (messages mode) as it happens; not in state
+                    statuses = {i: r["status"] for i, r in (known | new).items()}
+                    push_message(progress_message(version, steps, statuses), state_key=None)
         except BaseException:
             # Release tasks still waiting on inputs so the failure surfaces now; they
             # leave no result behind, so a resume runs them again.
