@@ -7,7 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from langgraph.config import get_stream_writer
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
+from langgraph.config import get_config, get_stream_writer
 
 from foreman.core.context import Context, settings_of
 from foreman.core.state import AuditEvent, Usage, sum_usage
@@ -212,3 +213,11 @@ def to_markdown(state: Mapping[str, Any], max_output_chars: int | None = None) -
                 f"{cp['at']}, next: {nxt}"
             )
     return "\n".join(out) + "\n"
+
+
+def callback_handlers() -> list[BaseCallbackHandler]:
+    """The callback handlers of the running node's config (tracers, LangGraph's streams)."""
+    callbacks = get_config().get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        return list(callbacks.handlers)
+    return list(callbacks or [])

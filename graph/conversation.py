@@ -74,12 +74,10 @@ def messages_streamed() -> bool:
 
     Progress messages are built only then: a run nobody watches that way skips the work.
     """
-    from langgraph.config import get_config
+    from foreman.orchestration.audit import callback_handlers
 
     try:  # the handler LangGraph adds for the messages stream (what `push_message` writes to)
         from langgraph.pregel._messages import StreamMessagesHandler
     except ImportError:  # renamed in a later LangGraph: build them, as before
         return True
-    callbacks = get_config().get("callbacks")
-    handlers = getattr(callbacks, "handlers", callbacks) or []
-    return any(isinstance(h, StreamMessagesHandler) for h in handlers)
+    return any(isinstance(h, StreamMessagesHandler) for h in callback_handlers())

@@ -10,7 +10,6 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.tracers.base import BaseTracer
-from langgraph.config import get_config
 from langsmith.utils import tracing_is_enabled
 
 from foreman.core.context import Context
@@ -31,7 +30,7 @@ from foreman.core.state import (
     sum_usage,
 )
 from foreman.orchestration import outputs
-from foreman.orchestration.audit import emit
+from foreman.orchestration.audit import callback_handlers, emit
 from foreman.orchestration.validation import check_output, decide
 from foreman.workers.base import DependencyResult, WorkerInput
 from foreman.workers.registry import WorkerRegistry, WorkerSpec
@@ -88,9 +87,7 @@ def tracer_listens() -> bool:
     """Whether a tracer records this run: LangSmith tracing on, or one among the callbacks."""
     if tracing_is_enabled():
         return True
-    callbacks = get_config().get("callbacks")
-    handlers = getattr(callbacks, "handlers", callbacks) or []
-    return any(isinstance(h, BaseTracer) for h in handlers)
+    return any(isinstance(h, BaseTracer) for h in callback_handlers())
 
 
 async def _run_worker(
