@@ -145,6 +145,14 @@ def start_and_kill(
         assert child.pid is not None
         os.kill(child.pid, sig)
         child.join(timeout=30)
+        if child.exitcode is None:  # still running: say where it is stuck before killing it
+            os.kill(child.pid, signal.SIGUSR1)
+            time.sleep(1)
+            stacks = Path(f"{log}.stacks")
+            raise AssertionError(
+                f"the child outlived signal {sig} by 30 s; its threads:\n"
+                + (stacks.read_text() if stacks.exists() else "(no dump)")
+            )
     finally:
         if child.exitcode is None:
             child.kill()

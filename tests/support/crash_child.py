@@ -12,8 +12,10 @@ Usage: python -m tests.support.crash_child DB THREAD PHASE  (with $SIM_LOG set)
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -203,6 +205,8 @@ async def uninterrupted(thread: str = "reference") -> dict[str, Any]:
 def main(db: str, thread: str, phase: str, log: str, env: dict[str, str] | None = None) -> None:
     """Child entry point: start the request and hold it in `phase` until killed."""
     os.environ.update(env or {}, SIM_LOG=log)
+    # SIGUSR1 dumps every thread's stack: what a child that outlives its kill is doing
+    faulthandler.register(signal.SIGUSR1, file=open(f"{log}.stacks", "w"), all_threads=True)  # noqa: SIM115
     asyncio.run(run(db, thread, resume=False, phase=PHASES[phase]))
 
 
