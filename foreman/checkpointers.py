@@ -8,7 +8,7 @@ and without it opening one raises `MissingExtra` naming it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,7 +16,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
 from foreman.core.extras import require_postgres
-from foreman.databases import is_postgres, sqlite_path
+from foreman.databases import opened
 from foreman.listing import thread_ids
 from foreman.savers import KeepsOutputsInStep, SqliteSaver
 from foreman.stores import SqliteStore
@@ -39,43 +39,20 @@ def _postgres_store() -> Any:
 
 
 @asynccontextmanager
-async def _opened(db: str, postgres: Callable[[], Any], sqlite: Any) -> AsyncIterator[Any]:
-    """Open a saver or store class on `db` and create its tables.
-
-    Args:
-        db: `sqlite:PATH` or a PostgreSQL URL.
-        postgres: Returns the PostgreSQL class (imported only when `db` is PostgreSQL).
-        sqlite: The SQLite class.
-
-    Raises:
-        MissingExtra: `db` is PostgreSQL and the postgres extra is not installed.
-    """
-    if is_postgres(db):
-        kind, target = postgres(), db
-    else:
-        path = sqlite_path(db)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        kind, target = sqlite, str(path)
-    async with kind.from_conn_string(target) as opened:
-        await opened.setup()
-        yield opened
-
-
-@asynccontextmanager
 async def open_checkpointer(db: str) -> AsyncIterator[BaseCheckpointSaver]:
     """Open (and create the tables of) the checkpointer for `db`.
 
     On its own it deletes and copies checkpoints only; `open_persistence` gives it the store
     so that stored outputs follow (`foreman.savers`).
     """
-    async with _opened(db, _postgres_saver, SqliteSaver) as saver:
+    async with opened(db, _postgres_saver, SqliteSaver) as saver:
         yield saver
 
 
 @asynccontextmanager
 async def open_store(db: str) -> AsyncIterator[BaseStore]:
     """Open (and create the tables of) the store in the same database as the checkpointer."""
-    async with _opened(db, _postgres_store, SqliteStore) as store:
+    async with opened(db, _postgres_store, SqliteStore) as store:
         yield store
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from foreman.core.extras import require_postgres
-from foreman.databases import is_postgres, sqlite_path
+from foreman.databases import opened
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
@@ -37,6 +37,13 @@ class ThreadInfo:
     request: str
 
 
+def _postgres_reader() -> Any:
+    require_postgres()
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    return AsyncPostgresSaver
+
+
 @asynccontextmanager
 async def open_reader(db: str) -> AsyncIterator[BaseCheckpointSaver]:
     """LangGraph's own saver on `db`, for reading (tables created if missing).
@@ -44,21 +51,10 @@ async def open_reader(db: str) -> AsyncIterator[BaseCheckpointSaver]:
     Raises:
         MissingExtra: `db` is PostgreSQL and the postgres extra is not installed.
     """
-    if is_postgres(db):
-        require_postgres()
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-        async with AsyncPostgresSaver.from_conn_string(db) as saver:
-            await saver.setup()
-            yield saver
-    else:
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-        path = sqlite_path(db)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-            await saver.setup()
-            yield saver
+    async with opened(db, _postgres_reader, AsyncSqliteSaver) as saver:
+        yield saver
 
 
 async def thread_ids(saver: BaseCheckpointSaver) -> list[str]:
