@@ -113,12 +113,11 @@ def follow_up_plan(previous: dict[str, Any], request: str) -> dict[str, Any] | N
         >>> plan = follow_up_plan(report, "Expand the noise section")
         >>> # r2/w2 (noise) now research and write in depth; every other subtask is as it was
     """
-    sections = _sections(previous)
+    plan = copy.deepcopy(previous)  # edited in place below
+    plan.pop("answer", None)
+    sections = _sections(plan)
     if not sections:
         return None
-    plan = copy.deepcopy(previous)
-    plan.pop("answer", None)
-    sections = _sections(plan)  # the copies, to edit in place
     topic = sections[0]["topic"]
     if m := _DROP.match(request):
         chosen = _matching(sections, _subject(m.group("what")))
