@@ -24,6 +24,7 @@ from foreman.core.schemas import Subtask
 from foreman.core.state import (
     AttemptRecord,
     SubtaskRecord,
+    ToolCallRecord,
     Usage,
     add_usage,
     empty_usage,
@@ -33,7 +34,7 @@ from foreman.orchestration import outputs
 from foreman.orchestration.audit import callback_handlers, emit
 from foreman.orchestration.validation import check_output, decide
 from foreman.workers.base import DependencyResult, WorkerInput
-from foreman.workers.registry import WorkerRegistry, WorkerSpec
+from foreman.workers.registry import WorkerRegistry, WorkerSpec, registry_for
 from foreman.workers.router import AttemptState, WorkersGraph
 
 # The workers graph's own state repeats its worker's, so it is saved only when an attempt
@@ -96,25 +97,41 @@ async def _run_worker(
     inp: WorkerInput,
     ctx: Context,
     trace: RunnableConfig,
-) -> tuple[dict[str, Any] | None, Usage, str, str | None]:
-    """Invoke a worker subgraph; a timeout or a malformed answer is a failed attempt.
+) -> tuple[dict[str, Any] | None, Usage, str, str | None, list[ToolCallRecord]]:
+    """Invoke a worker; a timeout or a malformed answer is a failed attempt.
 
-    The subgraph's run (a tool worker's call, wrapped in one) is named and tagged by `trace`.
+    The subgraph's run (a tool worker's call or a runner's, wrapped in one) is named and
+    tagged by `trace`. Returns the output, usage, model, error and the tool calls made.
 
     Raises:
         ProviderError: the worker's model provider failed after its retries (the run stops,
             resumable, rather than spend retries and replans on a provider that is down).
     """
+    timeout = spec.timeout_s or ctx.worker_timeout_s
+    calls: list[ToolCallRecord] = []
+    out: dict[str, Any]
     try:
-        async with asyncio.timeout(ctx.worker_timeout_s):
-            if spec.tool is not None:
+        async with asyncio.timeout(timeout):
+            if spec.runner is not None:
+                runner = spec.runner
+
+                async def call_runner(given: WorkerInput) -> dict[str, Any]:
+                    return dict(await runner(given, ctx))
+
+                out = (
+                    await RunnableLambda(call_runner).ainvoke(inp, trace)
+                    if tracer_listens()
+                    else await call_runner(inp)
+                )
+                calls = list(out.get("tool_calls") or [])
+            elif spec.tool is not None:
                 tool = spec.tool
 
                 async def call_tool(given: WorkerInput) -> dict[str, Any]:
                     return {"output": await tool(given, ctx), "model": "-"}
 
                 # the named run costs ~1 ms per call: made only when a tracer records it
-                out: dict[str, Any] = (
+                out = (
                     await RunnableLambda(call_tool).ainvoke(inp, trace)
                     if tracer_listens()
                     else await call_tool(inp)
@@ -126,16 +143,29 @@ async def _run_worker(
                     attempt, trace, context=ctx, durability=ATTEMPT_DURABILITY
                 )
     except TimeoutError:
-        return None, empty_usage(), "-", f"timed out after {ctx.worker_timeout_s:g}s"
+        return None, empty_usage(), "-", f"timed out after {timeout:g}s", calls
     except provider_errors() as exc:  # a worker calling a client directly
         spec_name = ctx.model_for_worker(spec.name)
         model = load_chat_model(spec_name)
         raise provider_error(f"{spec.name} worker", spec_name, model, exc) from exc
     except StructuredOutputError as exc:  # the call happened: count it
         spent = exc.usage or empty_usage()
-        return None, spent, ctx.model_for_worker(spec.name), str(exc)
+        return None, spent, ctx.model_for_worker(spec.name), str(exc), calls
     usage = out.get("usage") or empty_usage()
-    return out.get("output"), usage, out.get("model", "-"), None
+    return out.get("output"), usage, out.get("model", "-"), None, calls
+
+
+def over_cap(spec: WorkerSpec, usage: Usage) -> str | None:
+    """Why an attempt spent past its worker's own cap, if it did."""
+    tokens = usage["input_tokens"] + usage["output_tokens"]
+    if spec.max_tokens and tokens > spec.max_tokens:
+        return f"spent {tokens} tokens, past the {spec.name} worker's cap of {spec.max_tokens}"
+    if spec.max_cost_usd and usage["cost_usd"] > spec.max_cost_usd:
+        return (
+            f"spent ${usage['cost_usd']:.4f}, past the {spec.name} worker's cap of "
+            f"${spec.max_cost_usd:g}"
+        )
+    return None
 
 
 async def execute_subtask(
@@ -147,6 +177,7 @@ async def execute_subtask(
     directly.
     """
     sub = Subtask.model_validate(job["subtask"])
+    registry = await asyncio.to_thread(registry_for, registry, ctx)  # + the workers file's
     loaded = await outputs.load_all(job["dependencies"], fields=outputs.DEPENDENCY_FIELDS)
     deps = {k: DependencyResult.model_validate(v) for k, v in loaded.items()}
     worker = sub.worker
@@ -174,8 +205,10 @@ async def execute_subtask(
         emit("attempt", subtask=sub.id, worker=worker, attempt=inp.attempt, model=model_spec)
         trace = attempt_config(sub, worker, inp.attempt, job["plan_version"], model_spec)
         started, t0 = time.time(), time.perf_counter()
-        output, usage, model, error = await _run_worker(workers, spec, inp, ctx, trace)
+        output, usage, model, error, calls = await _run_worker(workers, spec, inp, ctx, trace)
         by_model: dict[str, Usage] = {model: usage} if usage["calls"] else {}
+        if error is None and (spent := over_cap(spec, usage)):
+            error = spent
         if error is not None:
             problems = [error]
         else:
@@ -188,28 +221,29 @@ async def execute_subtask(
                 by_model[m] = add_usage(by_model.get(m, empty_usage()), u)
         alternatives = [a for a in spec.alternatives if a not in tried]
         verdict = decide(output, problems, on_worker, bool(alternatives), ctx)
-        attempts.append(
-            {
-                "n": len(attempts) + 1,
-                "worker": worker,
-                "model": model,
-                "started_at": started,
-                "duration_s": round(time.perf_counter() - t0, 4),
-                "input": {
-                    "objective": sub.objective,
-                    "dependencies": sorted(deps),
-                    "feedback": list(feedback),
-                    "clarification": job["clarification"],
-                },
-                "status": (output or {}).get("status", "failed"),
-                "output": output,
-                "error": redact(error) if error else None,
-                "verdict": verdict,
-                "feedback": [redact(p) for p in problems],
-                "usage": sum_usage(by_model.values()),
-                "usage_by_model": by_model,
-            }
-        )
+        attempt: AttemptRecord = {
+            "n": len(attempts) + 1,
+            "worker": worker,
+            "model": model,
+            "started_at": started,
+            "duration_s": round(time.perf_counter() - t0, 4),
+            "input": {
+                "objective": sub.objective,
+                "dependencies": sorted(deps),
+                "feedback": list(feedback),
+                "clarification": job["clarification"],
+            },
+            "status": (output or {}).get("status", "failed"),
+            "output": output,
+            "error": redact(error) if error else None,
+            "verdict": verdict,
+            "feedback": [redact(p) for p in problems],
+            "usage": sum_usage(by_model.values()),
+            "usage_by_model": by_model,
+        }
+        if calls:
+            attempt["tool_calls"] = calls
+        attempts.append(attempt)
         emit("verdict", subtask=sub.id, worker=worker, verdict=verdict, problems=problems)
         if verdict == "retry":
             feedback = problems

@@ -33,7 +33,7 @@ from foreman.core.text import without_nul
 from foreman.orchestration.audit import event
 from foreman.orchestration.hitl import AnswerError, from_ui, offer
 from foreman.orchestration.plan_validation import PlanError, check_plan
-from foreman.workers.registry import WorkerRegistry
+from foreman.workers.registry import WorkerRegistry, registry_for
 
 PLAN_REVIEW = TypeAdapter(PlanReview)
 ESCALATION = TypeAdapter(Escalation)
@@ -91,7 +91,7 @@ def ask(payload: dict[str, Any], parse: Callable[[Any], Any]) -> Any:
             return decision
 
 
-def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
+def make_review_plan(base: WorkerRegistry) -> Callable[..., dict[str, Any]]:
     """Build the plan-review node for a worker registry."""
 
     def review_plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -105,6 +105,7 @@ def make_review_plan(registry: WorkerRegistry) -> Callable[..., dict[str, Any]]:
         def parse(answer: Any) -> Any:
             decision = PLAN_REVIEW.validate_python(from_ui("plan_review", answer))
             if isinstance(decision, EditPlan):
+                registry = registry_for(base, runtime.context)
                 check_plan(decision.plan, registry, runtime.context.max_subtasks)
             return decision
 

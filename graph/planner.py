@@ -24,13 +24,13 @@ from foreman.orchestration.outputs import load_all
 from foreman.orchestration.plan_validation import PlanError, check_plan, fingerprints
 from foreman.orchestration.records import current_records
 from foreman.orchestration.right_sizing import merge_trivial_steps
-from foreman.workers.registry import WorkerRegistry
+from foreman.workers.registry import WorkerRegistry, registry_for
 
 PREVIOUS_ANSWER_CHARS = 2000
 
 
-def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any]]]:
-    """Build the planner node for a worker registry."""
+def make_plan(base: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """Build the planner node for a worker registry (and the run's workers file)."""
 
     async def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Ask the planner for a plan, check it, and ask again with the problems if invalid.
@@ -47,6 +47,8 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         Raises:
             ModelConfigError: a model spec of the run's Context does not resolve (checked
                 before anything else, so a bad spec stops the run before any model call).
+            WorkersFileError: the run's workers file cannot be used (the message names the
+                line); likewise checked before any model call.
         """
         check_specs(runtime.context.model_specs())
         request = request_of(state)
@@ -72,6 +74,8 @@ def make_plan(registry: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any
         state: State, runtime: Runtime[Context], new_request: bool = False, previous: str = ""
     ) -> dict[str, Any]:
         ctx = runtime.context
+        # the workers file is read (again, when edited) off the event loop
+        registry = await asyncio.to_thread(registry_for, base, ctx)
         # a new request is not a revision after failures; the previous plan, if it was
         # answered, is the draft a follow-up revises
         current = None if new_request else state.get("plan")

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from functools import lru_cache
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
+from foreman.core.context import Context
 from foreman.workers.spec import WorkerSpec
 
-__all__ = ["WorkerRegistry", "WorkerSpec", "default_registry", "discover_workers"]
+__all__ = [
+    "WorkerRegistry",
+    "WorkerSpec",
+    "default_registry",
+    "discover_workers",
+    "registry_for",
+]
 
 
 class WorkerRegistry(Mapping[str, WorkerSpec]):
@@ -67,13 +75,18 @@ def discover_workers() -> list[WorkerSpec]:
     """
     specs: list[WorkerSpec] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        specs += _as_specs(ep.load(), f"entry point {ep.name}")
+        specs += _from(ep.load(), f"entry point {ep.name}")
     for target in filter(None, os.environ.get("FOREMAN_WORKERS", "").split(",")):
         module, _, attr = target.strip().partition(":")
         if not attr:
             raise ValueError(f"FOREMAN_WORKERS entry {target!r} must be module:attribute")
-        specs += _as_specs(getattr(import_module(module), attr), target)
+        specs += _from(getattr(import_module(module), attr), f"FOREMAN_WORKERS {target}")
     return specs
+
+
+def _from(obj: Any, origin: str) -> list[WorkerSpec]:
+    """`_as_specs`, each spec marked with where it came from."""
+    return [replace(s, origin=origin) for s in _as_specs(obj, origin)]
 
 
 @lru_cache(maxsize=1)
@@ -84,3 +97,24 @@ def default_registry() -> WorkerRegistry:
 
     builtin = (research, writer, llm, code, reviewer, data, classify, lookup, policy, response)
     return WorkerRegistry([*(module.spec() for module in builtin), *discover_workers()])
+
+
+def registry_for(base: WorkerRegistry, ctx: Context) -> WorkerRegistry:
+    """`base` plus the workers `ctx.workers_file` declares (read again when it changes).
+
+    Raises:
+        WorkersFileError: the file cannot be used; the message names the line.
+    """
+    if not ctx.workers_file.strip():
+        return base
+    from foreman.workers.declared.build import declared_workers
+
+    declared = tuple(declared_workers(ctx.workers_file, tuple(base)))
+    key = (id(base), tuple(id(s) for s in declared))
+    if key not in _EXTENDED:  # the same file's registry, not one per node of every run
+        _EXTENDED.clear()
+        _EXTENDED[key] = WorkerRegistry([*base.values(), *declared])
+    return _EXTENDED[key]
+
+
+_EXTENDED: dict[tuple[int, tuple[int, ...]], WorkerRegistry] = {}

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel
 
 from foreman.core.context import Context
+from foreman.core.state import ToolCallRecord, Usage
 from foreman.workers.base import WorkerInput
 
 Checker = Callable[[dict[str, Any], WorkerInput, Context], list[str]]
@@ -21,6 +22,24 @@ Renderer = Callable[[dict[str, Any]], str]
 # A tool worker: a plain async function, for workers that are not a model (a database
 # lookup, a sandbox, a simulator); it returns the worker's structured output.
 Tool = Callable[[WorkerInput, Any], Awaitable[dict[str, Any]]]
+
+
+class WorkerRun(TypedDict):
+    """What a runner returns for one attempt."""
+
+    output: dict[str, Any]
+    """The worker's structured output, including `status`, `error` and `question`."""
+    usage: Usage
+    """Tokens and cost of the attempt's model calls (a remote agent's, when it reports them)."""
+    model: str
+    """Model spec used, or where the work ran (`remote:URL`)."""
+    tool_calls: list[ToolCallRecord]
+    """The tool calls made, for the attempt's audit record."""
+
+
+# A runner: a worker declared in a workers file (a prompt, a tool-using agent, MCP tools, a
+# remote graph or A2A agent); it reports its own usage and tool calls.
+Runner = Callable[[WorkerInput, Context], Awaitable[WorkerRun]]
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,16 @@ class WorkerSpec:
     """The worker subgraph: `{"input": WorkerInput}` in, `output`/`usage`/`model` out."""
     tool: Tool | None = None
     """Instead of a subgraph: `await tool(input, context)` returns the output (no model)."""
+    runner: Runner | None = None
+    """Instead of either: `await runner(input, context)` returns a `WorkerRun`."""
+    origin: str = "built-in"
+    """Where the worker was declared: built-in, an entry point, `FOREMAN_WORKERS`, a file."""
+    timeout_s: float | None = None
+    """Wall-clock limit of one attempt (default: `Context.worker_timeout_s`)."""
+    max_tokens: int = 0
+    """Most tokens one attempt may spend; an attempt past it fails (0: no cap)."""
+    max_cost_usd: float = 0.0
+    """Most USD one attempt may spend; an attempt past it fails (0: no cap)."""
     uses_tools: bool = True
     """Whether the worker does more than ask a model: runs code, reads a database, a corpus or
     the web. A plan revision brings in such a worker only with a person's approval (worker
@@ -56,5 +85,7 @@ class WorkerSpec:
     run. Non-empty makes the subtask `changes_requested`, and the planner adds a fix round."""
 
     def __post_init__(self) -> None:
-        if (self.graph is None) == (self.tool is None):
-            raise ValueError(f"worker {self.name}: give exactly one of `graph` and `tool`")
+        if sum(x is not None for x in (self.graph, self.tool, self.runner)) != 1:
+            raise ValueError(
+                f"worker {self.name}: give exactly one of `graph`, `tool` and `runner`"
+            )

@@ -90,6 +90,14 @@ class Context:
             "attempts' inputs, dependencies' results included)."
         },
     )
+    workers_file: str = field(
+        default_factory=lambda: _env("FOREMAN_WORKERS_FILE", ""),
+        metadata={
+            "description": "A TOML file declaring more workers (prompts, tool-using agents, "
+            "MCP tools, remote LangGraph or A2A agents); empty: the built-in workers only. "
+            "README, Workers."
+        },
+    )
     review_plan: bool = field(
         default=False,
         metadata={"description": "Pause after planning so a person can approve, edit or reject."},

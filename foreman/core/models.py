@@ -277,6 +277,39 @@ async def ainvoke_structured(
     return parsed, usage
 
 
+async def ainvoke_json(
+    spec: str,
+    schema: dict[str, Any],
+    messages: Sequence[BaseMessage],
+    *,
+    method: str = "function_calling",
+    role: str = "model",
+    config: RunnableConfig | None = None,
+) -> tuple[dict[str, Any], Usage]:
+    """Like `ainvoke_structured`, for a JSON schema (with a `title`): returns a dict.
+
+    The caller validates the dict against the schema; this checks only that one came back.
+    """
+    model = load_chat_model(spec)
+    kwargs = {"method": method} if not is_in_process(spec) else {}
+    runnable = model.with_structured_output(schema, include_raw=True, **kwargs)
+    name = str(schema.get("title", "json"))
+    config = tagged(config, STRUCTURED_TAG, foreman_role=role, model=spec, schema=name)
+    config.setdefault("run_name", f"{role} · {name}")
+    try:
+        out = await runnable.ainvoke(list(messages), config=config)
+    except provider_errors() as exc:
+        raise provider_error(role, spec, model, exc) from exc
+    assert isinstance(out, dict)
+    raw = out.get("raw")
+    usage = usage_of(spec, raw if isinstance(raw, AIMessage) else None)
+    parsed = out.get("parsed")
+    if out.get("parsing_error") is not None or not isinstance(parsed, dict):
+        detail = out.get("parsing_error") or "no structured answer"
+        raise StructuredOutputError(f"{spec} did not return a valid {name}: {detail}", usage)
+    return parsed, usage
+
+
 async def ainvoke_text(
     spec: str,
     messages: Sequence[BaseMessage],

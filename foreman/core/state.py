@@ -62,6 +62,19 @@ class Usage(TypedDict):
     calls: int
 
 
+class ToolCallRecord(TypedDict):
+    """One tool call a tool-using worker made during an attempt."""
+
+    tool: str
+    """The tool's name (an MCP tool's name on its server)."""
+    args: dict[str, Any]
+    """The arguments the model gave."""
+    status: Literal["ok", "error"]
+    """Whether the tool returned a result or an error."""
+    result: str
+    """What the tool returned (or its error), cut to 500 characters."""
+
+
 class AttemptRecord(TypedDict):
     """One worker attempt on one subtask and the validator's verdict on it."""
 
@@ -91,6 +104,8 @@ class AttemptRecord(TypedDict):
     """Tokens and cost of this attempt (worker and judge)."""
     usage_by_model: dict[str, Usage]
     """The same, split by model spec."""
+    tool_calls: NotRequired[list[ToolCallRecord]]
+    """The tool calls of a tool-using worker (agent, MCP), in order."""
 
 
 class SubtaskRecord(TypedDict):

@@ -24,7 +24,8 @@ _CITED = re.compile(r"(?P<text>[^\[\]\n]+?)\s*(?P<cites>(?:\[[^\[\]\s]+\]\s*)+)"
 
 def plan(system: str, human: str) -> dict[str, Any]:
     """Plan (or revise a plan) by rules from the request and the worker list."""
-    workers = re.findall(r"^\s*- ([A-Za-z_][\w-]*): ", system, re.M)
+    listed = re.findall(r"^\s*- ([A-Za-z_][\w-]*): (.*)$", system, re.M)
+    workers = [name for name, _ in listed]
     limit = re.search(r"At most (\d+) subtasks", system)
     max_subtasks = int(limit.group(1)) if limit else 12
     current = tag(human, "current_plan")
@@ -48,6 +49,7 @@ def plan(system: str, human: str) -> dict[str, Any]:
         max_subtasks,
         vocabulary=vocabulary,
         sender=tag(human, "verified_sender") == "yes",
+        descriptions=dict(listed),
     )
 
 

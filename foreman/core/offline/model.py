@@ -16,6 +16,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from foreman.core.offline import analysis, engines, support
+from foreman.core.offline.agent import agent_turn
+from foreman.core.offline.generic import fill_schema
 from foreman.core.text import estimate_tokens
 
 Engine = Callable[[str, str], dict[str, Any]]
@@ -77,8 +79,15 @@ class OfflineChatModel(BaseChatModel):
         tool_choice: str | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind structured-output schemas; the first one selects the engine."""
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+        """Bind tools: a structured-output schema, or an agent's tools.
+
+        With a `tool_choice` (how `with_structured_output` binds), the first tool is the
+        schema whose name selects the engine; without, they are the tools of a tool-calling
+        agent, answered by `offline.agent`.
+        """
+        return self.bind(
+            tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs
+        )
 
     def _generate(
         self,
@@ -91,12 +100,19 @@ class OfflineChatModel(BaseChatModel):
         human = "\n".join(_text(m) for m in messages if m.type != "system")
         tools = kwargs.get("tools") or []
         prompt_tokens = estimate_tokens(system + human)
-        if tools:
+        # `bind_tools` always passes `tool_choice`: None binds an agent's tools, a choice a
+        # structured-output schema (`with_structured_output`); tools given without the key
+        # (scripted tests calling `_generate`) are a schema too.
+        if tools and "tool_choice" in kwargs and kwargs["tool_choice"] is None:
+            message = agent_turn(messages, human, tools)
+            out_tokens = estimate_tokens(message.text + json.dumps(message.tool_calls))
+        elif tools:
             name = tools[0]["function"]["name"]
             engine = ENGINES.get(name)
-            if engine is None:
-                raise ValueError(f"the offline provider has no engine for {name!r}")
-            args = engine(system, human)
+            if engine is not None:
+                args = engine(system, human)
+            else:  # a schema of the user's (a declared worker's `output_schema`)
+                args = fill_schema(tools[0]["function"].get("parameters") or {}, system, human)
             out_tokens = estimate_tokens(json.dumps(args))
             message = AIMessage(
                 content="",

@@ -182,6 +182,72 @@ def question_plan(question: str) -> dict[str, Any]:
     }
 
 
+BUILT_IN = frozenset({"research", "writer", "llm", "code", "reviewer", "data"} | SUPPORT_WORKERS)
+ROUTE_SHARED = 2  # content words a part must share with a worker's description (or its name)
+
+
+def _parts(request: str) -> list[str]:
+    """A request's parts: its lines, list items and sentences."""
+    parts = []
+    for line in re.split(r"\n+|;\s+", request):
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line)
+        parts += [p.strip() for p in re.split(r"(?<=[.?!])\s+(?=[A-Z0-9])", line) if p.strip()]
+    return parts
+
+
+def _route(part: str, declared: dict[str, str]) -> str | None:
+    """The declared worker a part of the request is for: named, or sharing the most words."""
+    said = part.casefold()
+    named = [n for n in declared if re.sub(r"[_-]", " ", n).casefold() in said]
+    if named:
+        return named[0]
+    words = set(keywords(part))
+    best = max(
+        declared,
+        key=lambda n: len(words & set(keywords(f"{re.sub(r'[_-]', ' ', n)} {declared[n]}"))),
+    )
+    shared = words & set(keywords(f"{re.sub(r'[_-]', ' ', best)} {declared[best]}"))
+    return best if len(shared) >= ROUTE_SHARED else None
+
+
+def routed_plan(
+    request: str, declared: dict[str, str], workers: list[str], max_subtasks: int
+) -> dict[str, Any] | None:
+    """One subtask per part of the request a declared worker is for; None when none is.
+
+    Parts no declared worker is for go to research, when they ask something of it.
+    """
+    subtasks: list[dict[str, Any]] = []
+    routed = []
+    for part in _parts(request):
+        worker = _route(part, declared) if declared else None
+        if worker is None:
+            if "research" not in workers or len(keywords(part)) < 3:
+                continue
+            worker = "research"
+        else:
+            routed.append(worker)
+        subtasks.append(
+            {
+                "id": f"s{len(subtasks) + 1}",
+                "worker": worker,
+                "objective": part,
+                "expected_output": "What the part of the request asks for.",
+                "acceptance_criteria": ["answers this part of the request"],
+            }
+        )
+    if not routed:
+        return None
+    return {
+        "goal": " ".join(request.split())[:300],
+        "approach": "plan",
+        "rationale": "Each part of the request goes to the declared worker it names or whose "
+        f"description it shares words with ({', '.join(dict.fromkeys(routed))}); the rest "
+        "is looked up in the documents.",
+        "subtasks": subtasks[:max_subtasks],
+    }
+
+
 def plan_from_request(
     request: str,
     feedback: str,
@@ -189,6 +255,7 @@ def plan_from_request(
     max_subtasks: int,
     vocabulary: set[str] | None = None,
     sender: bool = False,
+    descriptions: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Decide how to handle a request by its kind, declining what offline mode cannot answer.
 
@@ -196,8 +263,13 @@ def plan_from_request(
     (one search), a report; anything the documents have nothing on is declined.
 
     `vocabulary` holds the stemmed words the research documents use (None: unknown, no
-    check); `sender` says whether a verified sender came with the request.
+    check); `sender` says whether a verified sender came with the request. Workers beyond
+    the built-in ones (`descriptions`: a workers file's) take the parts of the request
+    they are for, first.
     """
+    declared = {n: d for n, d in (descriptions or {}).items() if n not in BUILT_IN}
+    if declared and (routed := routed_plan(request, declared, workers, max_subtasks)):
+        return routed
     lead = _SUPPORT_LEAD.match(request)
     if SUPPORT_WORKERS <= set(workers) and (lead or sender or looks_like_support(request)):
         found = re.search(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", lead.group(0)) if lead else None
