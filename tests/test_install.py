@@ -27,6 +27,8 @@ EXTRAS = {
     "data": {"pandas", "matplotlib"},
     "web": {"langchain-tavily", "ddgs", "langchain-community", "aiohttp"},
     "docs": {"langchain-community", "pypdf", "beautifulsoup4", "markdownify"},
+    "mcp": {"langchain-mcp-adapters", "mcp"},
+    "a2a": {"a2a-sdk"},
 }
 SHADOWS = "raise SystemExit(\"the user's own {} was imported instead of Foreman's\")\n"
 
@@ -111,7 +113,7 @@ def test_the_wheel_declares_what_the_demo_needs_and_the_extras(wheel: Path):
     assert {"langgraph", "langchain-core", "langchain-openai", "bm25s", "typer"} <= runtime
     assert not runtime & set().union(*EXTRAS.values())  # nothing optional at runtime
     assert {extra: set(by_extra[extra]) for extra in EXTRAS} == EXTRAS
-    # all: the four extras; dev: all of them, so `make test` tests every part
+    # all: the feature extras; dev: all of them, so `make test` tests every part
     assert set(by_extra["all"]) == {"foreman-agents"}
     assert by_extra["all"]["foreman-agents"].extras == set(EXTRAS)
     assert by_extra["dev"]["foreman-agents"].extras == {"all"}

@@ -8,6 +8,7 @@ from dataclasses import replace
 from functools import lru_cache
 from importlib import import_module
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from foreman.core.context import Context
@@ -109,11 +110,15 @@ def registry_for(base: WorkerRegistry, ctx: Context) -> WorkerRegistry:
         return base
     from foreman.workers.declared.build import declared_workers
 
-    declared = tuple(declared_workers(ctx.workers_file, tuple(base)))
+    # a registry that already holds this file's workers (resolved once before) is extended
+    # from what it held besides them
+    file = f"{Path(ctx.workers_file).expanduser().resolve()}:"
+    kept = [s for s in base.values() if not s.origin.startswith(file)]
+    declared = tuple(declared_workers(ctx.workers_file, tuple(s.name for s in kept)))
     key = (id(base), tuple(id(s) for s in declared))
     if key not in _EXTENDED:  # the same file's registry, not one per node of every run
         _EXTENDED.clear()
-        _EXTENDED[key] = WorkerRegistry([*base.values(), *declared])
+        _EXTENDED[key] = WorkerRegistry([*kept, *declared])
     return _EXTENDED[key]
 
 

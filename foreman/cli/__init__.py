@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from foreman.cli import history, running  # noqa: F401  (registers their commands)
+from foreman.cli import history, running, workers  # noqa: F401  (registers their commands)
 from foreman.cli.common import app, console
 from foreman.examples import EXAMPLES
 

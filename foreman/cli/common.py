@@ -7,6 +7,7 @@ command's options are all `foreman --help` needs, and importing the rest takes s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -88,13 +89,22 @@ DurabilityOption = Annotated[
     ),
 ]
 DURABILITY = ("sync", "async", "exit")
+WorkersFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workers-file",
+        help="TOML file declaring more workers: prompts, tool-using agents, MCP tools, remote "
+        "LangGraph or A2A agents (default: $FOREMAN_WORKERS_FILE; README, Workers). A file "
+        "that cannot be used is refused, naming the line, before anything runs.",
+    ),
+]
 ModelOption = Annotated[
     list[str] | None,
     typer.Option(
         "--model",
         help="ROLE=PROVIDER:MODEL; roles: planner, worker, validator (the judge, with "
-        "--judge), synthesizer, or a worker name (research, code, review, data, policy, ...). "
-        "Repeatable.",
+        "--judge), synthesizer, or a worker name (research, code, review, data, policy, ... "
+        "or one the workers file declares). Repeatable.",
     ),
 ]
 SETTINGS_KEY = "foreman_settings"
@@ -205,12 +215,25 @@ def thread_settings(snapshot: Any) -> dict[str, Any] | None:
     return json.loads(saved) if isinstance(saved, str) else None
 
 
-def model_overrides(models: list[str]) -> dict[str, Any]:
-    """Context fields set by `--model ROLE=PROVIDER:MODEL` items."""
-    from foreman.workers.registry import default_registry
+def registry_of(workers_file: str) -> Any:
+    """The workers a run may use: the built-in ones and those `workers_file` declares.
 
+    Raises:
+        UsageError: the workers file cannot be used; the message names the line.
+    """
+    from foreman.workers.declared.config import WorkersFileError
+    from foreman.workers.registry import default_registry, registry_for
+
+    try:
+        return registry_for(default_registry(), Context(workers_file=workers_file))
+    except WorkersFileError as exc:
+        raise UsageError(f"workers file: {exc}") from exc
+
+
+def model_overrides(models: list[str], workers_file: str = "") -> dict[str, Any]:
+    """Context fields set by `--model ROLE=PROVIDER:MODEL` items."""
     overrides: dict[str, Any] = {}
-    workers = default_registry()
+    workers = registry_of(workers_file) if models else {}
     for item in models:
         role, sep, spec = item.partition("=")
         role, spec = role.strip(), spec.strip()
@@ -257,11 +280,13 @@ def check_web_search(ctx: Context) -> None:
 def make_context(overrides: dict[str, Any], models: list[str]) -> Context:
     """A Context from option values and `--model ROLE=PROVIDER:MODEL` items."""
     values = {k: v for k, v in overrides.items() if v is not None}
-    values.update(model_overrides(models))
     try:
         ctx = Context(**values)
     except ValueError as exc:  # a FOREMAN_* setting outside its choices
         raise UsageError(f"configuration error: {exc}") from exc
+    registry_of(ctx.workers_file)  # a workers file that cannot be used stops the run here
+    if models:
+        ctx = dataclasses.replace(ctx, **model_overrides(models, ctx.workers_file))
     check_models(ctx)
     check_web_search(ctx)
     return ctx
@@ -276,11 +301,13 @@ def resumed_context(
     """
     before = context_from(settings)
     changes = {k: v for k, v in overrides.items() if v is not None}
-    for key, value in model_overrides(models).items():
+    workers_file = str(changes.get("workers_file") or before.workers_file)
+    for key, value in model_overrides(models, workers_file).items():
         if key == "worker_models":
             value = {**before.worker_models, **value}
         changes[key] = value
     ctx = context_from(settings, **changes)
+    registry_of(ctx.workers_file)  # edited since, and broken: say so before going on
     check_models(ctx)
     check_web_search(ctx)
     said = [

@@ -17,6 +17,7 @@ from foreman.cli.common import (
     DbOption,
     DurabilityOption,
     ModelOption,
+    WorkersFileOption,
     app,
     check_durability,
     checked,
@@ -81,6 +82,7 @@ def run(
     judge: Annotated[
         bool, typer.Option(help="Also check results with the validator model.")
     ] = False,
+    workers_file: WorkersFileOption = None,
     max_parallel: MaxParallel = None,
     max_subtasks: Annotated[int | None, typer.Option(min=1, help="Largest plan accepted.")] = None,
     max_tokens: MaxTokens = None,
@@ -136,6 +138,8 @@ def run(
                 "max_total_tokens": max_tokens,
                 "max_cost_usd": max_cost,
                 "corpus_dir": str(corpus.resolve()) if corpus else None,
+                # absolute: the run's settings keep it, and a resume may start elsewhere
+                "workers_file": str(workers_file.resolve()) if workers_file else None,
             },
             model or [],
         )

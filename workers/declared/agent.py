@@ -101,6 +101,9 @@ async def run_agent(
         state = await agent.ainvoke(
             {"messages": [HumanMessage(request_prompt(inp))]},
             {"recursion_limit": 2 * max_steps + 5, "run_name": f"{name} agent"},
+            # it keeps no checkpoints; "sync", inherited from a parent run, would make
+            # LangGraph 1.2 wait for a save that never starts (`_put_checkpoint_fut`)
+            durability="exit",
         )
     except Exception as exc:
         failed = next((c for c in reversed(recorder.calls) if c["status"] == "error"), None)
