@@ -30,7 +30,7 @@ from foreman.core.state import (
     empty_usage,
     sum_usage,
 )
-from foreman.orchestration import outputs
+from foreman.orchestration import history, outputs
 from foreman.orchestration.audit import callback_handlers, emit
 from foreman.orchestration.validation import check_output, decide
 from foreman.workers.base import DependencyResult, WorkerInput
@@ -282,4 +282,8 @@ async def execute_subtask(
             "plan_version": job["plan_version"],
             "answers": job.get("answers", 0),
         }
+        capabilities = {w: registry[w].capability for w in tried}
+        await history.record_attempts(
+            outputs.run_store(), record, capabilities, outputs.thread_id()
+        )
         return await outputs.stow(record)

@@ -50,7 +50,8 @@ def run_store() -> BaseStore | None:
         return None
 
 
-def _thread_id() -> str:
+def thread_id() -> str:
+    """The running graph's thread id, or `-`."""
     try:
         return str(get_config()["configurable"].get("thread_id") or "-")
     except (RuntimeError, KeyError):
@@ -116,7 +117,7 @@ async def stow(rec: SubtaskRecord, store: BaseStore | None = None) -> SubtaskRec
         _set(out, path, "" if isinstance(value, str) else None)
     if not blobs:
         return rec
-    thread = _thread_id()
+    thread = thread_id()
     ops = [PutOp(OUTPUTS, key, {"value": value}, index=False) for key, value in blobs.items()]
     await store.abatch(ops + _use_ops(thread, blobs))
     out["refs"] = refs

@@ -30,11 +30,13 @@ def workers(workers_file: WorkersFileOption = None) -> None:
             runs_on = runner_model(spec.name, ctx)
         else:
             runs_on = ctx.model_for_worker(spec.name)
-        console.print(
+        console.print(  # a path in the origin is not wrapped: it can be copied
             f"[bold]{escape(spec.name)}[/] · {escape(spec.capability)} · {escape(runs_on)} · "
-            f"[dim]{escape(spec.origin)}[/]\n  {escape(spec.description)}",
+            f"[dim]{escape(spec.origin)}[/]",
             highlight=False,
+            soft_wrap=True,
         )
+        console.print(f"  {escape(spec.description)}", highlight=False)
 
 
 def runner_model(name: str, ctx: Context) -> str:
