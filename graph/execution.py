@@ -1,50 +1,47 @@
-"""Runs one subtask: worker attempts, validation after each, retry, substitution."""
+"""Runs one subtask: attempts, validation after each, retry, the cascade, hedging, budgets.
+
+A subtask's attempts climb its worker's model ladder on failure (`cascade.py`), may be
+hedged by a second attempt when late (`Context.hedge_percentile`), end with a substitute
+worker when the worker keeps failing, and are refused before spending what the run's or
+the subtask's budget cannot pay (`budget.py`). `attempts.py` runs each one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
-import warnings
-from typing import Any, Literal, NotRequired, TypedDict
-
-from langchain_core.runnables import RunnableConfig, RunnableLambda
-from langchain_core.tracers.base import BaseTracer
-from langsmith.utils import tracing_is_enabled
+from typing import Any, NotRequired, TypedDict
 
 from foreman.core.context import Context
-from foreman.core.models import (
-    StructuredOutputError,
-    load_chat_model,
-    provider_error,
-    provider_errors,
-)
 from foreman.core.redact import redact
 from foreman.core.schemas import Subtask
-from foreman.core.state import (
-    AttemptRecord,
-    SubtaskRecord,
-    ToolCallRecord,
-    Usage,
-    add_usage,
-    empty_usage,
-    sum_usage,
-)
+from foreman.core.state import AttemptRecord, SubtaskRecord, Usage, empty_usage, sum_usage
 from foreman.orchestration import history, outputs
-from foreman.orchestration.audit import callback_handlers, emit
-from foreman.orchestration.validation import check_output, decide
-from foreman.workers.base import DependencyResult, WorkerInput
-from foreman.workers.registry import WorkerRegistry, WorkerSpec, registry_for
-from foreman.workers.router import AttemptState, WorkersGraph
+from foreman.orchestration.attempts import (
+    ATTEMPT_DURABILITY,
+    SUBTASK_TAG,
+    Outcome,
+    attempt_config,
+    one_attempt,
+    tracer_listens,
+)
+from foreman.orchestration.audit import emit
+from foreman.orchestration.budget import BudgetGuard, Ledger, estimate
+from foreman.orchestration.cascade import ladder_of, starting_rung
+from foreman.orchestration.history import History
+from foreman.orchestration.validation import AttemptVerdict, decide
+from foreman.workers.base import DependencyResult, WorkerInput, request_prompt
+from foreman.workers.registry import WorkerRegistry, registry_for
+from foreman.workers.router import WorkersGraph
 
-# The workers graph's own state repeats its worker's, so it is saved only when an attempt
-# fails or is cut off; the worker's subgraph is saved as `Context.worker_durability` says.
-# ("sync" would also make LangGraph 1.2 wait, in a run without a checkpointer, for a save
-# that never starts: AttributeError '_put_checkpoint_fut'.)
-ATTEMPT_DURABILITY: Literal["exit"] = "exit"
-# Said for the run's sake: in a run without a checkpointer it has no effect (and no harm).
-warnings.filterwarnings("ignore", message="`durability` has no effect when no checkpointer")
-SUBTASK_TAG = "foreman:subtask"
+__all__ = [
+    "ATTEMPT_DURABILITY",
+    "SUBTASK_TAG",
+    "Job",
+    "attempt_config",
+    "execute_subtask",
+    "tracer_listens",
+]
 
 
 class Job(TypedDict):
@@ -61,138 +58,74 @@ class Job(TypedDict):
     """The run's verified requester (`State.sender`)."""
     retry: NotRequired[dict[str, str | None]]
     """A person's retry at an escalation: another `model`, a `note` for the worker."""
+    ledger: NotRequired[str]
+    """Waves mode: the id of the round's budget ledger (`budget.LEDGERS`)."""
 
 
-def attempt_config(
-    sub: Subtask, worker: str, attempt: int, plan_version: int, model: str
-) -> RunnableConfig:
-    """How one attempt appears in a trace: `w3 · research · attempt 2`, tagged and described.
+@dataclasses.dataclass
+class Try:
+    """One attempt to make: which worker, on which model (its ladder's rung, if any)."""
 
-    Tags `foreman:subtask` and `worker:NAME`; metadata `subtask_id`, `worker`, `attempt`,
-    `plan_version` and `model`, which the worker's own model calls inherit.
-    """
-    return {
-        "run_name": f"{sub.id} · {worker} · attempt {attempt}",
-        "tags": [SUBTASK_TAG, f"worker:{worker}"],
-        "metadata": {
-            "subtask_id": sub.id,
-            "worker": worker,
-            "attempt": attempt,
-            "plan_version": plan_version,
-            "model": model,
-        },
-    }
+    worker: str
+    ctx: Context
+    rung: int | None = None
+    hedged: bool = False
+
+    @property
+    def model(self) -> str:
+        return self.ctx.model_for_worker(self.worker)
 
 
-def tracer_listens() -> bool:
-    """Whether a tracer records this run: LangSmith tracing on, or one among the callbacks."""
-    if tracing_is_enabled():
-        return True
-    return any(isinstance(h, BaseTracer) for h in callback_handlers())
-
-
-async def _run_worker(
-    workers: WorkersGraph | None,
-    spec: WorkerSpec,
-    inp: WorkerInput,
-    ctx: Context,
-    trace: RunnableConfig,
-) -> tuple[dict[str, Any] | None, Usage, str, str | None, list[ToolCallRecord]]:
-    """Invoke a worker; a timeout or a malformed answer is a failed attempt.
-
-    The subgraph's run (a tool worker's call or a runner's, wrapped in one) is named and
-    tagged by `trace`. Returns the output, usage, model, error and the tool calls made.
-
-    Raises:
-        ProviderError: the worker's model provider failed after its retries (the run stops,
-            resumable, rather than spend retries and replans on a provider that is down).
-    """
-    timeout = spec.timeout_s or ctx.worker_timeout_s
-    calls: list[ToolCallRecord] = []
-    out: dict[str, Any]
-    try:
-        async with asyncio.timeout(timeout):
-            if spec.runner is not None:
-                runner = spec.runner
-
-                async def call_runner(given: WorkerInput) -> dict[str, Any]:
-                    return dict(await runner(given, ctx))
-
-                out = (
-                    await RunnableLambda(call_runner).ainvoke(inp, trace)
-                    if tracer_listens()
-                    else await call_runner(inp)
-                )
-                calls = list(out.get("tool_calls") or [])
-            elif spec.tool is not None:
-                tool = spec.tool
-
-                async def call_tool(given: WorkerInput) -> dict[str, Any]:
-                    return {"output": await tool(given, ctx), "model": "-"}
-
-                # the named run costs ~1 ms per call: made only when a tracer records it
-                out = (
-                    await RunnableLambda(call_tool).ainvoke(inp, trace)
-                    if tracer_listens()
-                    else await call_tool(inp)
-                )
-            else:
-                assert workers is not None
-                attempt: AttemptState = {"input": inp.model_dump(mode="json"), "worker": spec.name}
-                out = await workers.ainvoke(
-                    attempt, trace, context=ctx, durability=ATTEMPT_DURABILITY
-                )
-    except TimeoutError:
-        return None, empty_usage(), "-", f"timed out after {timeout:g}s", calls
-    except provider_errors() as exc:  # a worker calling a client directly
-        spec_name = ctx.model_for_worker(spec.name)
-        model = load_chat_model(spec_name)
-        raise provider_error(f"{spec.name} worker", spec_name, model, exc) from exc
-    except StructuredOutputError as exc:  # the call happened: count it
-        spent = exc.usage or empty_usage()
-        return None, spent, ctx.model_for_worker(spec.name), str(exc), calls
-    usage = out.get("usage") or empty_usage()
-    return out.get("output"), usage, out.get("model", "-"), None, calls
-
-
-def over_cap(spec: WorkerSpec, usage: Usage) -> str | None:
-    """Why an attempt spent past its worker's own cap, if it did."""
-    tokens = usage["input_tokens"] + usage["output_tokens"]
-    if spec.max_tokens and tokens > spec.max_tokens:
-        return f"spent {tokens} tokens, past the {spec.name} worker's cap of {spec.max_tokens}"
-    if spec.max_cost_usd and usage["cost_usd"] > spec.max_cost_usd:
-        return (
-            f"spent ${usage['cost_usd']:.4f}, past the {spec.name} worker's cap of "
-            f"${spec.max_cost_usd:g}"
-        )
-    return None
+def on_rung(ctx: Context, worker: str, ladder: list[str], rung: int) -> Context:
+    """`ctx` with the worker's model set to its ladder's `rung`."""
+    return dataclasses.replace(ctx, worker_models={**ctx.worker_models, worker: ladder[rung]})
 
 
 async def execute_subtask(
-    job: Job, registry: WorkerRegistry, workers: WorkersGraph | None, ctx: Context
+    job: Job,
+    registry: WorkerRegistry,
+    workers: WorkersGraph | None,
+    ctx: Context,
+    ledger: Ledger | None = None,
 ) -> SubtaskRecord:
-    """Run a subtask to a verdict: accepted, failed, or waiting for a person's answer.
+    """Run a subtask to a verdict: accepted, failed, over budget, or waiting for a person.
 
-    Attempts of graph workers run through `workers` (`foreman.workers.router`), tools
-    directly.
+    Attempts of graph workers run through `workers` (`foreman.workers.router`), tools and
+    declared workers directly. `ledger` is the dispatch round's (what the run has spent and
+    reserved); without one the subtask is held to the subtask cap only.
     """
     sub = Subtask.model_validate(job["subtask"])
     registry = await asyncio.to_thread(registry_for, registry, ctx)  # + the workers file's
     loaded = await outputs.load_all(job["dependencies"], fields=outputs.DEPENDENCY_FIELDS)
     deps = {k: DependencyResult.model_validate(v) for k, v in loaded.items()}
+    store = outputs.run_store()
+    hist = await history.history_of(store)
+    ledger = ledger or Ledger.of(
+        dataclasses.replace(ctx, max_cost_usd=0, max_total_tokens=0), empty_usage()
+    )
     worker = sub.worker
     tried = [worker]
     feedback: list[str] = []
     retry = job.get("retry") or {}
     if retry.get("model"):  # a person chose another model for this subtask at an escalation
         ctx = dataclasses.replace(ctx, worker_model=str(retry["model"]), worker_models={})
+        ctx = dataclasses.replace(ctx, model_ladders={})
     if retry.get("note"):
         feedback = [f"A person asked for this retry: {retry['note']}"]
+
+    def first_try(name: str) -> Try:
+        ladder = ladder_of(ctx, name)
+        if not ladder or registry[name].graph is None and registry[name].runner is None:
+            return Try(name, ctx)
+        rung = starting_rung(ladder, hist, registry[name].capability, ctx)
+        return Try(name, on_rung(ctx, name, ladder, rung), rung)
+
+    current = first_try(worker)
     attempts: list[AttemptRecord] = []
     on_worker = 0
+    refused: str | None = None
     while True:
         on_worker += 1
-        spec = registry[worker]
         inp = WorkerInput(
             subtask=sub,
             dependencies=deps,
@@ -201,89 +134,305 @@ async def execute_subtask(
             sender=job.get("sender"),
             attempt=len(attempts) + 1,
         )
-        model_spec = ctx.model_for_worker(worker)
-        emit("attempt", subtask=sub.id, worker=worker, attempt=inp.attempt, model=model_spec)
-        trace = attempt_config(sub, worker, inp.attempt, job["plan_version"], model_spec)
-        started, t0 = time.time(), time.perf_counter()
-        output, usage, model, error, calls = await _run_worker(workers, spec, inp, ctx, trace)
-        by_model: dict[str, Usage] = {model: usage} if usage["calls"] else {}
-        if error is None and (spent := over_cap(spec, usage)):
-            error = spent
-        if error is not None:
-            problems = [error]
-        else:
-            assert output is not None
-            try:
-                problems, judge_usage = await check_output(spec, output, inp, ctx)
-            except StructuredOutputError as exc:  # a malformed verdict costs this attempt
-                problems, judge_usage = [f"validator model error: {exc}"], {}
-            for m, u in judge_usage.items():
-                by_model[m] = add_usage(by_model.get(m, empty_usage()), u)
+        if not attempts:  # before dispatching: what its first attempt is expected to cost
+            refused = refusal(hist, current, inp, ledger, ctx)
+            if refused:
+                break
+        outcomes = await attempt_or_hedge(
+            job, sub, inp, current, registry, workers, hist, ledger, attempts, ctx
+        )
+        (main, current), others = outcomes[0], [o for o, _ in outcomes[1:]]
+        for extra in others:  # the attempt that lost the race, or that failed too
+            n = len(attempts) + 1
+            attempts.append(attempt_record(extra, n, inp, sub, job, deps, extra_verdict(extra)))
+        if main.refused:
+            refused = main.error
+            attempts.append(attempt_record(main, len(attempts) + 1, inp, sub, job, deps, "give_up"))
+            break
+        spec = registry[main.worker]
         alternatives = [a for a in spec.alternatives if a not in tried]
-        verdict = decide(output, problems, on_worker, bool(alternatives), ctx)
-        attempt: AttemptRecord = {
-            "n": len(attempts) + 1,
-            "worker": worker,
-            "model": model,
-            "started_at": started,
-            "duration_s": round(time.perf_counter() - t0, 4),
-            "input": {
-                "objective": sub.objective,
-                "dependencies": sorted(deps),
-                "feedback": list(feedback),
-                "clarification": job["clarification"],
-            },
-            "status": (output or {}).get("status", "failed"),
-            "output": output,
-            "error": redact(error) if error else None,
-            "verdict": verdict,
-            "feedback": [redact(p) for p in problems],
-            "usage": sum_usage(by_model.values()),
-            "usage_by_model": by_model,
-        }
-        if calls:
-            attempt["tool_calls"] = calls
-        attempts.append(attempt)
-        emit("verdict", subtask=sub.id, worker=worker, verdict=verdict, problems=problems)
+        verdict = decide(main.output, main.problems, on_worker, bool(alternatives), ctx)
+        ladder = ladder_of(ctx, main.worker)
+        climb = (
+            verdict in ("retry", "substitute", "give_up")
+            and current.rung is not None
+            and current.worker == main.worker
+            and current.rung + 1 < len(ladder)
+        )
+        if climb:
+            verdict = "retry"
+        attempts.append(attempt_record(main, len(attempts) + 1, inp, sub, job, deps, verdict))
+        emit("verdict", subtask=sub.id, worker=main.worker, verdict=verdict, problems=main.problems)
         if verdict == "retry":
-            feedback = problems
+            feedback = main.problems
+            if climb:  # a failure moves one rung up; the climb is not one of the retries
+                assert current.rung is not None
+                rung = current.rung + 1
+                current = Try(main.worker, on_rung(ctx, main.worker, ladder, rung), rung)
+                on_worker = 0
             continue
         if verdict == "substitute":
-            worker = alternatives[0]
-            tried.append(worker)
+            tried.append(alternatives[0])
+            current = first_try(alternatives[0])
             on_worker = 0
-            feedback = problems
+            feedback = main.problems
             continue
-        status = {
-            "accept": "accepted",
-            "clarify": "needs_clarification",
-            "not_found": "not_found",
-        }.get(verdict, "failed")
-        error = None if verdict in ("accept", "clarify") else redact("; ".join(problems))
-        if verdict == "not_found":
-            error = redact(str((output or {}).get("error") or "nothing found on the objective"))
-        if verdict == "accept" and spec.blocking_findings and output is not None:
-            # A sound review that found problems: kept, but its dependents wait for fixes.
-            if blocking := spec.blocking_findings(output):
-                status = "changes_requested"
-                error = "changes requested: " + "; ".join(blocking)
-        record: SubtaskRecord = {
-            "id": sub.id,
-            "fingerprint": job["fingerprint"],
-            "worker": worker,
-            "status": status,  # type: ignore[typeddict-item]
-            "text": spec.render(output) if verdict == "accept" and output else "",
-            "output": output if verdict == "accept" else None,
-            "question": (output or {}).get("question") if verdict == "clarify" else None,
-            "clarification": job["clarification"],
-            "error": error,
-            "attempts": attempts,
-            "usage": sum_usage(a["usage"] for a in attempts),
-            "plan_version": job["plan_version"],
-            "answers": job.get("answers", 0),
-        }
-        capabilities = {w: registry[w].capability for w in tried}
-        await history.record_attempts(
-            outputs.run_store(), record, capabilities, outputs.thread_id()
+        return await finish(job, sub, main, verdict, attempts, registry, tried, store)
+    return await finish_refused(job, sub, refused or "", attempts, registry, tried, store)
+
+
+def refusal(
+    hist: History, current: Try, inp: WorkerInput, ledger: Ledger, ctx: Context
+) -> str | None:
+    """Why the subtask may not start under the budgets, from its estimated cost, or None."""
+    usd, tokens = estimate(hist, current.worker, current.model, request_prompt(inp), ctx)
+    reason = ledger.refusal(usd, tokens)
+    if reason is None and ctx.max_subtask_cost_usd and usd > ctx.max_subtask_cost_usd:
+        reason = f"${usd:.4f} estimated, past the subtask's cap of ${ctx.max_subtask_cost_usd:g}"
+    if reason is None:
+        return None
+    return f"refused before spending: {current.worker} on {current.model}: {reason}"
+
+
+async def attempt_or_hedge(
+    job: Job,
+    sub: Subtask,
+    inp: WorkerInput,
+    current: Try,
+    registry: WorkerRegistry,
+    workers: WorkersGraph | None,
+    hist: History,
+    ledger: Ledger,
+    attempts: list[AttemptRecord],
+    ctx: Context,
+) -> list[tuple[Outcome, Try]]:
+    """Run the attempt; when it is late, also a hedge. The outcome that counts comes first.
+
+    Late means past `ctx.hedge_percentile` of the worker's latency on its model, once the
+    history has `hedge_min_attempts` of them. The first acceptable outcome wins and the other
+    attempt is cancelled (and comes second, marked cancelled); when neither is acceptable,
+    the one that finished last counts, the other comes second.
+    """
+    spent = sum(a["usage"]["cost_usd"] for a in attempts)
+
+    def start(t: Try) -> tuple[asyncio.Task[Outcome], BudgetGuard]:
+        spec = registry[t.worker]
+        guard = BudgetGuard(ledger, hist, t.worker, t.ctx, subtask_spent_usd=spent)
+        emit(
+            "attempt",
+            subtask=sub.id,
+            worker=t.worker,
+            attempt=inp.attempt,
+            model=t.model,
+            hedged=t.hedged,
         )
-        return await outputs.stow(record)
+        trace = attempt_config(sub, t.worker, inp.attempt, job["plan_version"], t.model)
+        return asyncio.ensure_future(
+            marked(one_attempt(workers, spec, inp, t.ctx, trace, guard), t)
+        ), guard
+
+    first, first_guard = start(current)
+    late = hedge_after(hist, current, ctx)
+    if late is None:
+        return [(await first, current)]
+    done, _ = await asyncio.wait({first}, timeout=late)
+    if done:
+        return [(first.result(), current)]
+    other = hedge_of(current, registry, ctx)
+    second, second_guard = start(other)
+    emit("hedge", subtask=sub.id, worker=other.worker, model=other.model, after_s=late)
+    guards = {first: (first_guard, current), second: (second_guard, other)}
+    pending: set[asyncio.Task[Outcome]] = {first, second}
+    finished: list[tuple[Outcome, Try]] = []
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                outcome = task.result()
+                finished.append((outcome, guards[task][1]))
+                if not outcome.problems and not outcome.refused:
+                    losers = [(await cancelled(t, *guards[t]), guards[t][1]) for t in pending]
+                    pending = set()
+                    return [finished[-1], *losers]
+    finally:
+        for task in pending:
+            task.cancel()
+    return [finished[-1], finished[0]]
+
+
+async def marked(attempt: Any, t: Try) -> Outcome:
+    """The attempt's outcome, marked when it is a hedge."""
+    outcome: Outcome = await attempt
+    outcome.hedged = t.hedged
+    return outcome
+
+
+async def cancelled(task: asyncio.Task[Outcome], guard: BudgetGuard, t: Try) -> Outcome:
+    """Cancel a losing attempt; what it spent before is counted, marked cancelled."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    guard.release_open()
+    tokens_in, tokens_out = guard.spent_tokens
+    usage: Usage = {
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "cost_usd": round(guard.spent_usd, 8),
+        "calls": 0,
+    }
+    reason = "cancelled: the other attempt answered first"
+    by_model = {t.model: usage} if tokens_in else {}
+    return Outcome(t.worker, t.model, None, reason, [reason], by_model, hedged=t.hedged)
+
+
+def extra_verdict(outcome: Outcome) -> AttemptVerdict:
+    """The verdict recorded for the attempt that did not count."""
+    if outcome.error and outcome.error.startswith("cancelled:"):
+        return "cancelled"
+    return "accept" if not outcome.problems else "retry"
+
+
+def hedge_after(hist: History, current: Try, ctx: Context) -> float | None:
+    """Seconds after which the attempt is late and gets a hedge, or None (no hedging)."""
+    if not ctx.hedge_percentile:
+        return None
+    stats = hist.worker(current.worker, current.model)
+    if stats.attempts < ctx.hedge_min_attempts:
+        return None
+    return stats.latency(ctx.hedge_percentile)
+
+
+def hedge_of(current: Try, registry: WorkerRegistry, ctx: Context) -> Try:
+    """The hedge: the next rung's model, else the first alternative worker, else the same."""
+    ladder = ladder_of(ctx, current.worker)
+    if current.rung is not None and current.rung + 1 < len(ladder):
+        rung = current.rung + 1
+        return Try(current.worker, on_rung(ctx, current.worker, ladder, rung), rung, True)
+    spec = registry[current.worker]
+    if spec.alternatives:
+        return Try(spec.alternatives[0], ctx, None, True)
+    return Try(current.worker, current.ctx, current.rung, True)
+
+
+def attempt_record(
+    outcome: Outcome,
+    n: int,
+    inp: WorkerInput,
+    sub: Subtask,
+    job: Job,
+    deps: dict[str, DependencyResult],
+    verdict: AttemptVerdict,
+) -> AttemptRecord:
+    """The audit record of one attempt."""
+    record: AttemptRecord = {
+        "n": n,
+        "worker": outcome.worker,
+        "model": outcome.model,
+        "started_at": outcome.started,
+        "duration_s": outcome.duration_s,
+        "input": {
+            "objective": sub.objective,
+            "dependencies": sorted(deps),
+            "feedback": list(inp.feedback),
+            "clarification": job["clarification"],
+        },
+        "status": "cancelled"
+        if verdict == "cancelled"
+        else (outcome.output or {}).get("status", "failed"),
+        "output": outcome.output,
+        "error": redact(outcome.error) if outcome.error else None,
+        "verdict": verdict,
+        "feedback": [redact(p) for p in outcome.problems],
+        "usage": sum_usage(outcome.by_model.values()),
+        "usage_by_model": outcome.by_model,
+    }
+    if outcome.calls:
+        record["tool_calls"] = outcome.calls
+    if outcome.hedged:
+        record["hedged"] = True
+    return record
+
+
+async def finish(
+    job: Job,
+    sub: Subtask,
+    main: Outcome,
+    verdict: AttemptVerdict,
+    attempts: list[AttemptRecord],
+    registry: WorkerRegistry,
+    tried: list[str],
+    store: Any,
+) -> SubtaskRecord:
+    """The subtask's record from its last counted attempt's verdict."""
+    spec = registry[main.worker]
+    output = main.output
+    status = {
+        "accept": "accepted",
+        "clarify": "needs_clarification",
+        "not_found": "not_found",
+    }.get(verdict, "failed")
+    error = None if verdict in ("accept", "clarify") else redact("; ".join(main.problems))
+    if verdict == "not_found":
+        error = redact(str((output or {}).get("error") or "nothing found on the objective"))
+    if verdict == "accept" and spec.blocking_findings and output is not None:
+        # A sound review that found problems: kept, but its dependents wait for fixes.
+        if blocking := spec.blocking_findings(output):
+            status = "changes_requested"
+            error = "changes requested: " + "; ".join(blocking)
+    record: SubtaskRecord = {
+        "id": sub.id,
+        "fingerprint": job["fingerprint"],
+        "worker": main.worker,
+        "status": status,  # type: ignore[typeddict-item]
+        "text": spec.render(output) if verdict == "accept" and output else "",
+        "output": output if verdict == "accept" else None,
+        "question": (output or {}).get("question") if verdict == "clarify" else None,
+        "clarification": job["clarification"],
+        "error": error,
+        "attempts": attempts,
+        "usage": sum_usage(a["usage"] for a in attempts),
+        "plan_version": job["plan_version"],
+        "answers": job.get("answers", 0),
+    }
+    return await keep(record, registry, tried, store)
+
+
+async def finish_refused(
+    job: Job,
+    sub: Subtask,
+    reason: str,
+    attempts: list[AttemptRecord],
+    registry: WorkerRegistry,
+    tried: list[str],
+    store: Any,
+) -> SubtaskRecord:
+    """The record of a subtask a budget stopped: what was not done, and why."""
+    record: SubtaskRecord = {
+        "id": sub.id,
+        "fingerprint": job["fingerprint"],
+        "worker": sub.worker,
+        "status": "over_budget",
+        "text": "",
+        "output": None,
+        "question": None,
+        "clarification": job["clarification"],
+        "error": redact(reason),
+        "attempts": attempts,
+        "usage": sum_usage(a["usage"] for a in attempts),
+        "plan_version": job["plan_version"],
+        "answers": job.get("answers", 0),
+    }
+    emit("verdict", subtask=sub.id, worker=sub.worker, verdict="over_budget", problems=[reason])
+    return await keep(record, registry, tried, store)
+
+
+async def keep(
+    record: SubtaskRecord, registry: WorkerRegistry, tried: list[str], store: Any
+) -> SubtaskRecord:
+    """Add the record's attempts to the run history, and stow its large fields."""
+    workers = {a["worker"] for a in record["attempts"]} | set(tried)
+    capabilities = {w: registry[w].capability for w in workers if w in registry}
+    await history.record_attempts(store, record, capabilities, outputs.thread_id())
+    return await outputs.stow(record)

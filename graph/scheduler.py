@@ -41,6 +41,7 @@ from foreman.core.state import (
     empty_usage,
 )
 from foreman.orchestration.audit import emit, event, total_usage, with_settings
+from foreman.orchestration.budget import Ledger
 from foreman.orchestration.conversation import messages_streamed, progress_message
 from foreman.orchestration.execution import Job, execute_subtask
 from foreman.orchestration.outputs import DEPENDENCY_FIELDS
@@ -64,6 +65,8 @@ class Board:
     slots: asyncio.Semaphore
     stop_reason: str | None = None
     spent: Usage = field(default_factory=empty_usage)
+    ledger: Ledger = field(default_factory=Ledger)
+    """What the run spent and its calls in flight reserved, checked before each call."""
 
 
 _BOARDS: dict[str, Board] = {}
@@ -216,7 +219,7 @@ def make_dispatch(
             emit("subtask", id=sub["id"], status="running", worker=sub["worker"])
             ctx = get_runtime(Context).context
             job = {**job, "dependencies": {d["id"]: as_dependency(d) for d in deps}}
-            return await execute_subtask(job, registry, workers, ctx)
+            return await execute_subtask(job, registry, workers, ctx, board.ledger)
 
     async def dispatch(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Run the subtasks of the plan that still need running, dependencies first."""
@@ -242,6 +245,7 @@ def make_dispatch(
             if sub.id not in todo_ids and sub.id in known:
                 board.results[sub.id].set_result(known[sub.id])
         board.spent = total_usage(state)
+        board.ledger = Ledger.of(ctx, board.spent)
         board.stop_reason = over_budget(ctx, board.spent)
         board_id = uuid.uuid4().hex
         _BOARDS[board_id] = board

@@ -20,7 +20,10 @@ from foreman.core.state import Usage
 from foreman.workers.base import WorkerInput
 from foreman.workers.registry import WorkerSpec
 
-AttemptVerdict = Literal["accept", "retry", "substitute", "give_up", "clarify", "not_found"]
+AttemptVerdict = Literal[
+    "accept", "retry", "substitute", "give_up", "clarify", "not_found", "cancelled"
+]
+"""`cancelled`: a hedged attempt that lost the race (or the attempt it hedged)."""
 
 
 async def check_output(

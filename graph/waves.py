@@ -16,6 +16,7 @@ from langgraph.types import Send
 from foreman.core.context import Context
 from foreman.core.state import USABLE, State
 from foreman.orchestration.audit import emit, event, total_usage
+from foreman.orchestration.budget import LEDGERS, Ledger, register
 from foreman.orchestration.execution import Job, execute_subtask
 from foreman.orchestration.plan_validation import fingerprints, start_order
 from foreman.orchestration.records import current_plan, current_records
@@ -77,7 +78,9 @@ def route_after_dispatch(
     if runtime.context.scheduler != "waves" or state.get("status") == "over_budget":
         return "validate"
     ready, _ = _todo(state)
-    sends = [Send("worker", job) for job in ready[: max(1, runtime.context.max_parallel)]]
+    ledger = register(Ledger.of(runtime.context, total_usage(state)))
+    wave = ready[: max(1, runtime.context.max_parallel)]
+    sends = [Send("worker", {**job, "ledger": ledger}) for job in wave]
     return sends or "validate"
 
 
@@ -96,7 +99,8 @@ def make_worker_node(
         """Run one subtask (attempts, validation, retry, substitution) and record it."""
         sub = job["subtask"]
         emit("subtask", id=sub["id"], status="running", worker=sub["worker"])
-        rec = await execute_subtask(job, registry, workers, runtime.context)
+        ledger = LEDGERS.get(str(job.get("ledger")))
+        rec = await execute_subtask(job, registry, workers, runtime.context, ledger)
         return {
             "results": {rec["id"]: rec},
             "usage": usage_by_model([rec]),

@@ -128,7 +128,7 @@ async def test_tool_workers_run_without_a_subgraph(models, thread):
     assert app.get_state(thread).values["results"]["b"]["text"] == "b looked up"
 
 
-def test_a_worker_is_a_subgraph_or_a_tool_not_both():
+def test_a_worker_is_a_subgraph_a_tool_or_a_runner_only():
     from foreman.core.schemas import WorkerStatus
     from foreman.workers.registry import WorkerSpec
 
@@ -140,7 +140,7 @@ def test_a_worker_is_a_subgraph_or_a_tool_not_both():
         check=lambda o, i, c: [],
         render=str,
     )
-    with pytest.raises(ValueError, match="exactly one of `graph` and `tool`"):
+    with pytest.raises(ValueError, match="exactly one of `graph`, `tool` and `runner`"):
         WorkerSpec(**base)
     with pytest.raises(ValueError, match="exactly one"):
         WorkerSpec(**base, graph=sim.registry()["sim"].graph, tool=lambda i, c: None)

@@ -170,6 +170,53 @@ class Context:
         default=0.0,
         metadata={"description": "Stop dispatching past this cost in USD (0: no limit)."},
     )
+    max_subtask_cost_usd: float = field(
+        default=0.0,
+        metadata={
+            "description": "Most USD one subtask may spend, all attempts together; a model "
+            "call whose estimate would pass it is refused before it is made (0: no cap)."
+        },
+    )
+    assumed_output_tokens: int = field(
+        default=1024,
+        metadata={
+            "description": "Output tokens a model call is assumed to need when estimating "
+            "its cost before making it, until the history knows the worker's largest."
+        },
+    )
+    model_ladders: dict[str, list[str]] = field(
+        default_factory=dict,
+        metadata={
+            "description": 'Per worker, models from cheap to strong, e.g. {"research": '
+            '["openai:gpt-4.1-nano", "openai:gpt-4.1"]}: an attempt starts on the cheapest '
+            "whose acceptance rate for the worker's capability meets `cascade_target` "
+            "(cheapest first without history), and a failed validation moves one rung up."
+        },
+    )
+    cascade_target: float = field(
+        default=0.9,
+        metadata={"description": "Acceptance rate a ladder's rung must have shown to start on."},
+    )
+    cascade_min_attempts: int = field(
+        default=10,
+        metadata={
+            "description": "Attempts a rung needs in the history before its acceptance rate "
+            "counts; below it the rung is tried."
+        },
+    )
+    hedge_percentile: float = field(
+        default=0.0,
+        metadata={
+            "description": "Start a second attempt (the next rung's model, else an "
+            "alternative worker, else the same) when one runs past this percentile of its "
+            "worker's observed latency, e.g. 0.9; the first acceptable result wins and the "
+            "other is cancelled (0: no hedging)."
+        },
+    )
+    hedge_min_attempts: int = field(
+        default=20,
+        metadata={"description": "Attempts the history needs before a latency is trusted."},
+    )
     worker_timeout_s: float = field(
         default=300.0,
         metadata={
@@ -193,6 +240,7 @@ class Context:
         """Every model spec a run with this Context may call, each once."""
         specs = [self.planner_model, self.worker_model, self.synthesizer_model]
         specs += list(self.worker_models.values())
+        specs += [m for ladder in self.model_ladders.values() for m in ladder]
         if self.judge:
             specs.append(self.validator_model)
         return list(dict.fromkeys(specs))

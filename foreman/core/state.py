@@ -96,8 +96,10 @@ class AttemptRecord(TypedDict):
     """The worker's structured output."""
     error: str | None
     """Provider error, timeout or worker error, if any."""
-    verdict: Literal["accept", "retry", "substitute", "give_up", "clarify", "not_found"]
-    """What the validator decided."""
+    verdict: Literal[
+        "accept", "retry", "substitute", "give_up", "clarify", "not_found", "cancelled"
+    ]
+    """What the validator decided; `cancelled`: lost a hedged race, stopped unfinished."""
     feedback: list[str]
     """Validator findings passed back to the next attempt."""
     usage: Usage
@@ -106,6 +108,8 @@ class AttemptRecord(TypedDict):
     """The same, split by model spec."""
     tool_calls: NotRequired[list[ToolCallRecord]]
     """The tool calls of a tool-using worker (agent, MCP), in order."""
+    hedged: NotRequired[bool]
+    """A hedge: started because the attempt before it ran late (`Context.hedge_percentile`)."""
 
 
 class SubtaskRecord(TypedDict):

@@ -1,0 +1,26 @@
+"""The model cascade: a worker's ladder of models, cheap to strong, climbed on failure.
+
+An attempt starts on the cheapest rung whose acceptance rate for the worker's capability
+meets `Context.cascade_target` in the run history, or that the history does not know well
+enough yet (`cascade_min_attempts`): with no history, the cheapest. A validation failure
+moves the next attempt one rung up, with the validator's findings as its feedback.
+"""
+
+from __future__ import annotations
+
+from foreman.core.context import Context
+from foreman.orchestration.history import History
+
+
+def ladder_of(ctx: Context, worker: str) -> list[str]:
+    """The worker's models, cheap to strong (empty: no cascade, its one model)."""
+    return list(ctx.model_ladders.get(worker) or [])
+
+
+def starting_rung(ladder: list[str], history: History, capability: str, ctx: Context) -> int:
+    """The rung an attempt starts on (see the module's docstring)."""
+    for rung, model in enumerate(ladder):
+        stats = history.capability(capability, model)
+        if stats.attempts < ctx.cascade_min_attempts or stats.acceptance >= ctx.cascade_target:
+            return rung
+    return max(0, len(ladder) - 1)
