@@ -12,6 +12,7 @@ the call is not made, and the subtask ends `over_budget` saying what was not don
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -26,6 +27,10 @@ from foreman.core.state import Usage
 from foreman.core.text import estimate_tokens
 from foreman.orchestration.history import History
 
+# LangChain logs a handler's error before raising it; a refusal is reported where it lands
+logging.getLogger("langchain_core.callbacks.manager").addFilter(
+    lambda record: "BudgetRefused" not in record.getMessage()
+)
 MIN_SAMPLES = 3  # attempts before the history's figures replace the prompt-size estimate
 # The ledgers of waves-mode rounds, by id: a `Send` carries the id (its payload is
 # checkpointed, a ledger is not); after a restart a subtask has none and keeps its own cap.

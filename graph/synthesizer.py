@@ -90,10 +90,12 @@ def _gap_line(sub: Subtask, rec: SubtaskRecord | None) -> str:
     return f"- {what}: {rec['status']}: {why}"
 
 
-def _status(state: State, plan: Plan, answered: bool, missing: bool) -> RunStatus:
+def _status(
+    state: State, plan: Plan, answered: bool, missing: bool, refused: bool = False
+) -> RunStatus:
     if state.get("aborted"):
         return "aborted"
-    if state.get("status") == "over_budget":
+    if state.get("status") == "over_budget" or refused:  # stopped, or refused before spending
         return "over_budget"
     if plan.approach == "decline" or not answered:
         return "unanswered"
@@ -152,12 +154,18 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if sources:
         parts.append(f"## Sources\n\n{sources}")
     status = _status(
-        state, plan, answered=bool(chosen) or plan.approach == "direct", missing=bool(gaps)
+        state,
+        plan,
+        answered=bool(chosen) or plan.approach == "direct",
+        missing=bool(gaps),
+        refused=any(r["status"] == "over_budget" for r in records.values()),
     )
     if status == "aborted":
         parts.insert(0, "> **Run aborted** by a reviewer: " + "; ".join(state["aborted"]))
     elif status == "over_budget":
-        parts.insert(0, "> **Budget reached**: some subtasks were not run; see Gaps.")
+        parts.insert(
+            0, "> **Budget reached**: some subtasks were not run or not finished; see Gaps."
+        )
     elif status == "partial":
         parts.insert(
             0,
