@@ -125,3 +125,23 @@ def test_the_data_worker_without_the_extra_fails_before_any_model_call(tmp_path:
         "the data worker (pandas and matplotlib in the sandbox) needs the data extra: "
         "pip install 'foreman-agents[data]'"
     )
+
+
+def test_an_a2a_worker_without_the_extra_is_a_workers_file_error(tmp_path: Path):
+    (tmp_path / "workers.toml").write_text(
+        '[workers.translator]\nkind = "a2a"\ncapability = "translation"\n'
+        'description = "a remote agent"\nurl = "http://127.0.0.1:9"\n'
+    )
+    code = (
+        "from foreman.workers.declared.build import declared_workers\n"
+        "try:\n"
+        "    declared_workers('workers.toml', ())\n"
+        "except ValueError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = without("a2a", "-c", code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"WorkersFileError {(tmp_path / 'workers.toml').resolve()}:2: "
+        "A2A workers needs the a2a extra: pip install 'foreman-agents[a2a]'"
+    )
