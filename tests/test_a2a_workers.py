@@ -198,6 +198,13 @@ async def test_a_failed_task_gives_the_agents_reason(agent: TranslatorServer, tm
     }
 
 
+async def test_an_agent_on_a2a_0_3(tmp_path: Path):
+    with TranslatorServer(protocol="0.3") as old:
+        run = runner_for(tmp_path, old.url)
+        got = await run(subtask('Translate "thank you" into French.'), Context())
+    assert got["output"]["text"] == "merci"
+
+
 async def test_a_message_reply_is_the_answer(agent: TranslatorServer, tmp_path: Path):
     run = runner_for(tmp_path, agent.url)
     got = await run(subtask("What can you do?"), Context())

@@ -8,8 +8,9 @@ A "translator" with deterministic behaviour, keyed on the text it receives:
 - a phrase it does not know: fails, saying which.
 - `What can you do?` (no quoted phrase): answers with a Message, not a Task.
 
-`mode` changes the whole server: `slow` waits `delay_s` before any answer, `malformed`
-answers every JSON-RPC call with a result that is neither a Task nor a Message.
+`protocol="0.3"` serves the A2A 0.3 JSON-RPC methods (many agents still speak it) and says
+so on the card. `mode` changes the whole server: `slow` waits `delay_s` before any answer,
+`malformed` answers every JSON-RPC call with a result that is neither a Task nor a Message.
 
     with TranslatorServer() as agent:
         agent.url  # http://127.0.0.1:PORT, its card at /.well-known/agent-card.json
@@ -124,14 +125,14 @@ class Translator(AgentExecutor):
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
 
 
-def agent_card(url: str) -> AgentCard:
-    """The translator's card: JSON-RPC at `url`, no streaming."""
+def agent_card(url: str, protocol: str = "1.0") -> AgentCard:
+    """The translator's card: JSON-RPC at `url` in A2A `protocol`, no streaming."""
     return AgentCard(
         name="Translator",
         description="Translates short English phrases into French or Spanish.",
         version="1.0.0",
         supported_interfaces=[
-            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")
+            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version=protocol)
         ],
         capabilities=AgentCapabilities(streaming=False),
         default_input_modes=["text/plain"],
@@ -155,16 +156,18 @@ async def _malformed(request: Request) -> JSONResponse:
 class TranslatorServer:
     """The translator served by uvicorn in a thread, on a free loopback port."""
 
-    def __init__(self, mode: Mode = "normal", delay_s: float = 5.0) -> None:
+    def __init__(self, mode: Mode = "normal", delay_s: float = 5.0, protocol: str = "1.0") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.agent = Translator(delay_s=delay_s if mode == "slow" else 0.0)
-        card = agent_card(f"{self.url}/")
+        card = agent_card(f"{self.url}/", protocol)
         if mode == "malformed":
             rpc = [Route("/", _malformed, methods=["POST"])]
         else:
             handler = DefaultRequestHandler(self.agent, InMemoryTaskStore(), card)
-            rpc = create_jsonrpc_routes(handler, rpc_url="/")
+            rpc = create_jsonrpc_routes(
+                handler, rpc_url="/", enable_v0_3_compat=protocol.startswith("0.")
+            )
         app = Starlette(routes=[*create_agent_card_routes(card), *rpc])
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
