@@ -144,7 +144,7 @@ async def test_an_agent_that_is_down_is_a_failed_attempt_and_the_alternative_ans
 
 
 async def test_a_slow_agent_is_a_timed_out_attempt(agent: TranslatorServer, tmp_path: Path):
-    with TranslatorServer(mode="slow", delay_s=3) as slow:
+    with TranslatorServer(mode="slow", delay_s=1.5) as slow:
         path = with_backup(workers_file(tmp_path, slow.url), agent.url)
         path.write_text(
             path.read_text().replace("alternatives", "timeout_s = 0.5\nalternatives", 1)
@@ -196,6 +196,18 @@ async def test_a_failed_task_gives_the_agents_reason(agent: TranslatorServer, tm
         "error": 'the agent failed: I do not know how to say "xyzzy" in French.',
         "text": "",
     }
+
+
+async def test_another_output_shape_is_filled_by_the_workers_model(
+    agent: TranslatorServer, tmp_path: Path
+):
+    schema = '{type = "object", properties = {french = {type = "string"}}, required = ["french"]}'
+    (spec,) = declared_workers(workers_file(tmp_path, agent.url, output_schema=schema), known=())
+    assert spec.runner is not None
+    got = await spec.runner(subtask('Translate "good morning" into French.'), Context())
+    assert got["output"]["status"] == "done"
+    assert "bonjour" in got["output"]["result"]["french"]
+    assert got["usage"]["calls"] == 2  # the agent's reply, then the (offline) model's call
 
 
 async def test_an_agent_on_a2a_0_3(tmp_path: Path):
