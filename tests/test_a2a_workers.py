@@ -211,10 +211,46 @@ async def test_another_output_shape_is_filled_by_the_workers_model(
 
 
 async def test_an_agent_on_a2a_0_3(tmp_path: Path):
+    """A2A 0.3 has no ListTasks: after a restart the answer goes in a new task's request."""
     with TranslatorServer(protocol="0.3") as old:
         run = runner_for(tmp_path, old.url)
         got = await run(subtask('Translate "thank you" into French.'), Context())
+        inp = subtask('Translate "thank you".')
+        asked = await run(inp, Context())
+        a2a._waiting.clear()  # as after a restart
+        answered = await run(inp.model_copy(update={"clarification": "French"}), Context())
     assert got["output"]["text"] == "merci"
+    assert asked["output"]["status"] == "needs_clarification"
+    assert answered["output"]["text"] == "merci"
+    assert old.requests[-1].endswith("A person's answer to an earlier question: French")
+
+
+@pytest.mark.parametrize(
+    ("result", "error"),
+    [
+        (None, "the agent's reply is malformed: 'NoneType' object is not iterable"),
+        (3, "the agent's reply is malformed: 'int' object is not iterable"),
+        ({"task": {"id": "t9"}}, "the agent's reply is malformed: a Task with no id or no state"),
+        ({"message": {"parts": "x"}}, "the agent's reply is not valid A2A: Failed to parse"),
+        ({"message": {"role": "ROLE_AGENT"}}, "the agent replied with no text"),
+    ],
+)
+async def test_malformed_replies_are_failed_attempts(tmp_path: Path, result: Any, error: str):
+    with TranslatorServer(mode="malformed", result=result) as broken:
+        got = await runner_for(tmp_path, broken.url)(subtask('Translate "a".'), Context())
+    assert got["output"]["status"] == "failed"
+    assert got["output"]["error"].startswith(error)
+
+
+async def test_a_card_pointing_nowhere_is_a_failed_attempt(tmp_path: Path):
+    nowhere = f"http://127.0.0.1:{free_port()}/"
+    with TranslatorServer(rpc_url=nowhere) as lost:
+        got = await runner_for(tmp_path, lost.url)(subtask('Translate "a".'), Context())
+    assert got["output"]["status"] == "failed"
+    assert got["output"]["error"].startswith(
+        f"could not talk to the agent at {lost.url} (its card names {nowhere}): "
+        "Network communication error"
+    )
 
 
 async def test_a_message_reply_is_the_answer(agent: TranslatorServer, tmp_path: Path):

@@ -10,7 +10,7 @@ A "translator" with deterministic behaviour, keyed on the text it receives:
 
 `protocol="0.3"` serves the A2A 0.3 JSON-RPC methods (many agents still speak it) and says
 so on the card. `mode` changes the whole server: `slow` waits `delay_s` before any answer,
-`malformed` answers every JSON-RPC call with a result that is neither a Task nor a Message.
+`malformed` answers every JSON-RPC call with `result` (default: neither a Task nor a Message).
 
     with TranslatorServer() as agent:
         agent.url  # http://127.0.0.1:PORT, its card at /.well-known/agent-card.json
@@ -58,6 +58,8 @@ PHRASES = {
 }
 LANGUAGES = ("french", "spanish")
 Mode = Literal["normal", "slow", "malformed"]
+MALFORMED = {"unexpected": 1}
+"""What `malformed` answers by default: a JSON-RPC result with neither a task nor a message."""
 
 
 def _phrase(text: str) -> str | None:
@@ -148,21 +150,32 @@ def agent_card(url: str, protocol: str = "1.0") -> AgentCard:
     )
 
 
-async def _malformed(request: Request) -> JSONResponse:
-    body: dict[str, Any] = await request.json()
-    return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "result": {"unexpected": 1}})
+def _answering(result: Any) -> Any:
+    async def malformed(request: Request) -> JSONResponse:
+        body: dict[str, Any] = await request.json()
+        return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "result": result})
+
+    return malformed
 
 
 class TranslatorServer:
     """The translator served by uvicorn in a thread, on a free loopback port."""
 
-    def __init__(self, mode: Mode = "normal", delay_s: float = 5.0, protocol: str = "1.0") -> None:
+    def __init__(
+        self,
+        mode: Mode = "normal",
+        delay_s: float = 5.0,
+        protocol: str = "1.0",
+        result: Any = MALFORMED,
+        rpc_url: str | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.agent = Translator(delay_s=delay_s if mode == "slow" else 0.0)
-        card = agent_card(f"{self.url}/", protocol)
+        # `rpc_url`: what the card says the agent's endpoint is (the default: this server)
+        card = agent_card(rpc_url or f"{self.url}/", protocol)
         if mode == "malformed":
-            rpc = [Route("/", _malformed, methods=["POST"])]
+            rpc = [Route("/", _answering(result), methods=["POST"])]
         else:
             handler = DefaultRequestHandler(self.agent, InMemoryTaskStore(), card)
             rpc = create_jsonrpc_routes(

@@ -30,6 +30,7 @@ import a2a.compat.v0_3.rest_transport  # noqa: E402, F401
 import httpx  # noqa: E402
 from a2a.client import (  # noqa: E402
     A2ACardResolver,
+    A2AClientError,
     A2AClientTimeoutError,
     Client,
     ClientConfig,
@@ -81,7 +82,6 @@ FAILED_STATES = {
     TaskState.TASK_STATE_CANCELED: "canceled the task",
 }
 WORKING_STATES = {
-    TaskState.TASK_STATE_UNSPECIFIED,
     TaskState.TASK_STATE_SUBMITTED,
     TaskState.TASK_STATE_WORKING,
 }
@@ -194,7 +194,9 @@ async def _waiting_task(client: Client, context_id: str) -> str | None:
     )
     try:
         found = await client.list_tasks(request)
-    except A2AError:  # an agent that cannot list tasks: a new task, with the answer in it
+    # an agent that cannot list tasks (A2A 0.3 has no ListTasks: the SDK raises
+    # NotImplementedError): a new task, with the answer in the request
+    except (A2AError, NotImplementedError):
         return None
     return found.tasks[0].id if found.tasks else None
 
@@ -213,6 +215,8 @@ async def _send(client: Client, message: Message) -> dict[str, Any]:
         ids = {"context_id": reply.message.context_id, "task_id": "", "state": "MESSAGE"}
         return {"status": "done", "text": text, "a2a": ids}
     task = reply.task
+    if not task.id or task.status.state == TaskState.TASK_STATE_UNSPECIFIED:
+        raise AgentFailed("the agent's reply is malformed: a Task with no id or no state")
     while task.status.state in WORKING_STATES:
         await asyncio.sleep(POLL_S)
         task = await client.get_task(GetTaskRequest(id=task.id))
@@ -252,11 +256,19 @@ async def ask_agent(url: str, inp: WorkerInput, limit: float) -> dict[str, Any]:
             return await _send(client, request_message(inp, context_id))
         except A2AClientTimeoutError as exc:
             raise AgentFailed(f"no reply from {url} within {limit:g}s") from exc
+        except A2AClientError as exc:  # the network, HTTP or a body that is not JSON-RPC
+            # the card may name an endpoint other than `url` (a common misconfiguration)
+            named = ", ".join(i.url for i in card.supported_interfaces)
+            raise AgentFailed(
+                f"could not talk to the agent at {url} (its card names {named}): {exc}"
+            ) from exc
         except A2AError as exc:
             raise AgentFailed(f"the agent at {url} answered with an error: {exc}") from exc
         except ProtoJsonError as exc:
             raise AgentFailed(f"the agent's reply is not valid A2A: {exc}") from exc
-        except ValueError as exc:  # the client's "Response has neither task nor message"
+        # the client's "Response has neither task nor message" (ValueError), or a result
+        # protobuf cannot even read (TypeError: `"result": 3`)
+        except (ValueError, TypeError) as exc:
             raise AgentFailed(f"the agent's reply is malformed: {exc}") from exc
 
 
