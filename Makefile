@@ -85,11 +85,12 @@ ui-install: ## Install Agent Chat UI (npm), Chromium (apt) and playwright-core u
 test-ui: $(DEV_STAMP) data ui-install ## In headless Chromium: a request, the plan review accepted, the answer
 	$(BIN)/python -m pytest -q -s -m ui tests/test_chat_ui.py
 
-bench: $(DEV_STAMP) ## Scheduling, overhead, durability, plan checks, honest answers; writes bench/results/*.json
+bench: $(DEV_STAMP) ## Scheduling, overhead, durability, plan checks, honest answers, adaptive vs strong-only; writes bench/results/*.json
 	$(BIN)/python -m bench.run $(ARGS)
 	$(BIN)/python -m bench.durability
 	$(BIN)/python -m bench.plan_checks
 	$(BIN)/python -m bench.honesty
+	$(BIN)/python -m bench.adaptive
 
 # Studio shows every worker attempt's saved state (the default keeps only failed ones).
 dev: export FOREMAN_WORKER_DURABILITY ?= async

@@ -1,9 +1,14 @@
 """The model cascade: a worker's ladder of models, cheap to strong, climbed on failure.
 
 An attempt starts on the cheapest rung whose acceptance rate for the worker's capability
-meets `Context.cascade_target` in the run history, or that the history does not know well
-enough yet (`cascade_min_attempts`): with no history, the cheapest. A validation failure
-moves the next attempt one rung up, with the validator's findings as its feedback.
+meets the target in the run history, or that the history does not know well enough yet
+(`cascade_min_attempts`): with no history, the cheapest. A validation failure moves the
+next attempt one rung up, with the validator's findings as its feedback.
+
+The target is `Context.cascade_target` times the best acceptance rate any rung of the
+ladder has shown: some subtasks fail their checks whatever model does them (a first search
+that finds one document where two are asked for), and those failures say nothing about
+whether the cheap model is good enough; what counts is how far it falls behind.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ def ladder_of(ctx: Context, worker: str) -> list[str]:
 
 def starting_rung(ladder: list[str], history: History, capability: str, ctx: Context) -> int:
     """The rung an attempt starts on (see the module's docstring)."""
+    known = [history.capability(capability, model) for model in ladder]
+    rates = [s.acceptance for s in known if s.attempts >= ctx.cascade_min_attempts]
+    bar = ctx.cascade_target * max(rates, default=1.0)
     for rung, model in enumerate(ladder):
         stats = history.capability(capability, model)
-        if stats.attempts < ctx.cascade_min_attempts or stats.acceptance >= ctx.cascade_target:
+        if stats.attempts < ctx.cascade_min_attempts or stats.acceptance >= bar:
             return rung
     return max(0, len(ladder) - 1)

@@ -100,6 +100,7 @@ async def test_without_history_the_cascade_starts_cheap_and_climbs_on_failure(la
 
 async def test_with_history_it_starts_on_the_cheapest_rung_that_meets_the_target(ladder, thread):
     await seen(*[row("scripted:cheap", accepted=n % 2 == 0) for n in range(20)])  # 50 %
+    await seen(*[row("scripted:strong", accepted=True) for n in range(20)])  # 100 %
     out, rec = await run(ladder, thread, cascade())
     assert [a["model"] for a in rec["attempts"]] == ["scripted:strong"]
     assert not ladder["cheap"].calls_for("Answer")
@@ -107,10 +108,21 @@ async def test_with_history_it_starts_on_the_cheapest_rung_that_meets_the_target
 
 async def test_a_cheap_rung_that_meets_the_target_is_kept(ladder, thread):
     await seen(*[row("scripted:cheap", accepted=n != 0) for n in range(20)])  # 95 %
+    await seen(*[row("scripted:strong", accepted=True) for n in range(20)])  # 100 %
     ladder["cheap"]._rules.clear()
     ladder["cheap"].on("Answer", "Name a colour", {"text": "Blue."})
     out, rec = await run(ladder, thread, cascade())
     assert [(a["model"], a["verdict"]) for a in rec["attempts"]] == [("scripted:cheap", "accept")]
+
+
+async def test_the_target_is_relative_to_the_best_rung(ladder, thread):
+    """Failures every model makes (the task's, not the model's) do not push the cascade up."""
+    await seen(*[row("scripted:cheap", accepted=n % 4 != 0) for n in range(20)])  # 75 %
+    await seen(*[row("scripted:strong", accepted=n % 5 != 0) for n in range(20)])  # 80 %
+    ladder["cheap"]._rules.clear()
+    ladder["cheap"].on("Answer", "Name a colour", {"text": "Blue."})
+    out, rec = await run(ladder, thread, cascade())
+    assert [a["model"] for a in rec["attempts"]] == ["scripted:cheap"]  # 75 >= 0.9 x 80
 
 
 async def test_history_of_a_run_is_what_the_next_run_reads(ladder, thread):

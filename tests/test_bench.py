@@ -24,3 +24,19 @@ def test_the_reference_dags_are_read_from_the_repository() -> None:
 @pytest.mark.skipif(not SHARED.is_file(), reason="no ../shared beside this clone")
 def test_the_in_repo_copy_matches_the_shared_reference() -> None:
     assert DAGS.read_bytes() == SHARED.read_bytes(), "refresh bench/dags.json from ../shared"
+
+
+async def test_the_adaptive_benchmark_runs_both_modes_on_one_workload(tmp_path: Path) -> None:
+    """A small `bench.adaptive` run: its figures are computed from the runs it made."""
+    from bench import adaptive
+
+    result = await adaptive.measure(10, seed=3)
+    base, adapt = result["baseline"], result["adaptive"]
+    assert base["requests"] == adapt["requests"] == 10
+    assert set(base["attempts_by_model"]) == {"sim:strong"}  # the baseline: one model
+    assert set(adapt["attempts_by_model"]) & {"sim:nano", "sim:mini"}  # the cascade's rungs
+    assert result["cost_ratio"] == round(
+        adapt["cost_per_accepted_usd"] / base["cost_per_accepted_usd"], 4
+    )
+    assert result["acceptance_delta"] == round(adapt["acceptance"] - base["acceptance"], 4)
+    assert result["budget_overruns"] == adapt["budget_overruns"]

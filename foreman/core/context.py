@@ -189,13 +189,16 @@ class Context:
         metadata={
             "description": 'Per worker, models from cheap to strong, e.g. {"research": '
             '["openai:gpt-4.1-nano", "openai:gpt-4.1"]}: an attempt starts on the cheapest '
-            "whose acceptance rate for the worker's capability meets `cascade_target` "
+            "whose acceptance rate for the worker's capability meets the cascade's target "
             "(cheapest first without history), and a failed validation moves one rung up."
         },
     )
     cascade_target: float = field(
         default=0.9,
-        metadata={"description": "Acceptance rate a ladder's rung must have shown to start on."},
+        metadata={
+            "description": "A rung is started on when its acceptance rate is at least this "
+            "share of the best rate a rung of the ladder has shown."
+        },
     )
     cascade_min_attempts: int = field(
         default=10,
