@@ -19,7 +19,7 @@ from langchain.agents.middleware import (
     ToolCallRequest,
 )
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, ToolException
 from langgraph.types import Command
 
 from foreman.core.context import Context
@@ -55,11 +55,13 @@ class ToolCallRecorder(AgentMiddleware[Any, Any]):
         try:
             out = await handler(request)
         except Exception as exc:
-            record["result"] = f"{type(exc).__name__}: {exc}"[:RESULT_CHARS]
+            # a ToolException's message is the tool's own account (an MCP `isError` text)
+            said = str(exc) if isinstance(exc, ToolException) else f"{type(exc).__name__}: {exc}"
+            record["result"] = said[:RESULT_CHARS]
             raise
         if isinstance(out, ToolMessage):
             record["status"] = "error" if out.status == "error" else "ok"
-            record["result"] = " ".join(str(out.content).split())[:RESULT_CHARS]
+            record["result"] = " ".join(out.text.split())[:RESULT_CHARS]
         else:
             record["status"] = "ok"
         return out

@@ -77,7 +77,7 @@ def agent_turn(messages: list[BaseMessage], human: str, tools: list[dict[str, An
         lines = [
             f"- `{m.name or 'tool'}`"
             + (" failed: " if m.status == "error" else " returned: ")
-            + " ".join(str(m.content).split())
+            + " ".join(m.text.split())
             for m in results
         ]
         return AIMessage(content="What the tools returned (offline mode):\n" + "\n".join(lines))
