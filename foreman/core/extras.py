@@ -7,6 +7,7 @@ corpus of `.md`/`.txt` files, the CLI). The rest comes with an extra (`pyproject
 - `data`: pandas and matplotlib, which the data worker's scripts import in the sandbox.
 - `web`: web search for the research worker (Tavily, DuckDuckGo, SearxNG).
 - `docs`: PDF and HTML files in a corpus, read through langchain-community's loaders.
+- `mcp`: `kind = "mcp"` workers over MCP servers' tools (langchain-mcp-adapters).
 - `a2a`: `kind = "a2a"` workers, remote agents speaking the A2A protocol (a2a-sdk).
 
 Code that uses one imports it where it is used, through `require` or `import_extra`, so a
