@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,6 +46,7 @@ class Reply:
     Attributes:
         content: Plain assistant text.
         tool_call: ``(function name, arguments dict)`` returned as a tool call.
+        tool_calls: More tool calls, after ``tool_call``: an agent's turn may make several.
         json_body: Returned as ``message.content = json.dumps(json_body)``.
         error: ``(HTTP status, message)`` returned as an OpenAI error body; ``{authorization}``
             in the message is replaced by the request's Authorization header, as some servers
@@ -57,6 +58,7 @@ class Reply:
 
     content: str | None = None
     tool_call: tuple[str, dict] | None = None
+    tool_calls: list[tuple[str, dict]] = field(default_factory=list)
     json_body: dict | None = None
     error: tuple[int, str] | None = None
     delay_s: float = 0.0
@@ -150,30 +152,28 @@ def _split_stream(text: str) -> list[str]:
     return [p for p in re.split(r"(?<=\s)(?=\S)", text) if p]
 
 
-def _render(request: dict, reply: Reply) -> tuple[str | None, dict | None, dict]:
-    """Return (content, tool_call, usage) for a reply to ``request``."""
+def _render(request: dict, reply: Reply) -> tuple[str | None, list[dict], dict]:
+    """Return (content, tool_calls, usage) for a reply to ``request``."""
     content = json.dumps(reply.json_body) if reply.json_body is not None else reply.content
-    tool_call = None
-    if reply.tool_call is not None:
-        name, args = reply.tool_call
-        function = {"name": name, "arguments": json.dumps(args)}
-        tool_call = {
+    calls = ([reply.tool_call] if reply.tool_call is not None else []) + reply.tool_calls
+    tool_calls = [
+        {
             "id": f"call_{uuid.uuid4().hex[:24]}",
             "type": "function",
-            "function": function,
+            "function": {"name": name, "arguments": json.dumps(args)},
         }
-    elif content is None:
+        for name, args in calls
+    ]
+    if not tool_calls and content is None:
         content = ""
     prompt = reply.prompt_tokens
     if prompt is None:
         prompt = _prompt_words(request)
     completion = reply.completion_tokens
     if completion is None:
-        completion = _words(content) + (
-            _words(tool_call["function"]["arguments"]) if tool_call else 0
-        )
+        completion = _words(content) + sum(_words(c["function"]["arguments"]) for c in tool_calls)
     usage = {"prompt_tokens": prompt, "completion_tokens": completion}
-    return content, tool_call, {**usage, "total_tokens": prompt + completion}
+    return content, tool_calls, {**usage, "total_tokens": prompt + completion}
 
 
 def _envelope(request: dict, obj: str) -> dict:
@@ -188,32 +188,32 @@ def _envelope(request: dict, obj: str) -> dict:
 
 def _completion(request: dict, reply: Reply) -> dict:
     """Build a non-streaming ``chat.completion`` object."""
-    content, tool_call, usage = _render(request, reply)
+    content, tool_calls, usage = _render(request, reply)
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
-    if tool_call:
-        message["tool_calls"] = [tool_call]
-    finish = "tool_calls" if tool_call else "stop"
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    finish = "tool_calls" if tool_calls else "stop"
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
     return {**_envelope(request, "chat.completion"), "choices": [choice], "usage": usage}
 
 
 def _stream_chunks(request: dict, reply: Reply) -> list[dict]:
     """Build the ``chat.completion.chunk`` objects of a streamed answer."""
-    content, tool_call, usage = _render(request, reply)
+    content, tool_calls, usage = _render(request, reply)
     include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
     base = _envelope(request, "chat.completion.chunk")
     if include_usage:
         base["usage"] = None
     deltas: list[dict] = [{"role": "assistant", "content": ""}]
     deltas += [{"content": piece} for piece in _split_stream(content or "")]
-    if tool_call:
-        fn = tool_call["function"]
+    for index, call in enumerate(tool_calls):
+        fn = call["function"]
         deltas.append(
-            {"tool_calls": [{**tool_call, "index": 0, "function": {**fn, "arguments": ""}}]}
+            {"tool_calls": [{**call, "index": index, "function": {**fn, "arguments": ""}}]}
         )
         for piece in _split_stream(fn["arguments"]):
-            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-    finish = "tool_calls" if tool_call else "stop"
+            deltas.append({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+    finish = "tool_calls" if tool_calls else "stop"
     deltas.append({})
     chunks = [
         {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None if d else finish}]}

@@ -11,7 +11,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    convert_to_messages,
+)
 from langgraph.graph.state import CompiledStateGraph
 
 from foreman.core.models import load_chat_model
@@ -40,6 +46,8 @@ class ScriptedResponder:
         schema = requested_schema_name(request)
         if name not in self.models:
             return Reply(error=(400, f"test server: no scripted model {name!r} for {schema!r}"))
+        if is_agent_turn(request):
+            return agent_reply(self.models[name], request)
         system, human = split_messages(request)
         tools = [{"type": "function", "function": {"name": schema}}] if schema else []
         result = self.models[name]._generate(
@@ -54,6 +62,36 @@ class ScriptedResponder:
             reply = structured_reply(request, message.tool_calls[0]["args"])
         reply.prompt_tokens, reply.completion_tokens = 10, 5
         return reply
+
+
+def is_agent_turn(request: dict) -> bool:
+    """Whether a request is a tool-calling agent's turn: tools offered, none forced.
+
+    Structured output forces its one tool (`tool_choice`) or asks for a `response_format`.
+    """
+    return bool(request.get("tools")) and request.get("tool_choice") in (None, "auto")
+
+
+def agent_reply(model: ScriptedChatModel, request: dict) -> Reply:
+    """An agent's next turn: the model reads the whole conversation, tool results too.
+
+    As `bind_tools` without a `tool_choice` calls the offline model (`tool_choice=None`):
+    tool calls (from the objective's words) or, after tool results, the answer.
+    """
+    messages = convert_to_messages(request.get("messages") or [])
+    named = {c["id"]: c["name"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
+    for message in messages:  # OpenAI's tool messages carry no name; the offline model quotes it
+        if isinstance(message, ToolMessage) and not message.name:
+            message.name = named.get(message.tool_call_id)
+    result = model._generate(messages, tools=request["tools"], tool_choice=None)
+    message = result.generations[0].message
+    assert isinstance(message, AIMessage)
+    reply = Reply(
+        content=message.text or None,
+        tool_calls=[(c["name"], c["args"]) for c in message.tool_calls],
+    )
+    reply.prompt_tokens, reply.completion_tokens = 10, 5
+    return reply
 
 
 @contextmanager
