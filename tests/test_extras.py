@@ -145,3 +145,26 @@ def test_an_a2a_worker_without_the_extra_is_a_workers_file_error(tmp_path: Path)
         f"WorkersFileError {(tmp_path / 'workers.toml').resolve()}:2: "
         "A2A workers needs the a2a extra: pip install 'foreman-agents[a2a]'"
     )
+
+
+def test_an_mcp_worker_without_the_extra_is_an_error_at_its_line(tmp_path: Path):
+    workers = tmp_path.resolve() / "workers.toml"
+    workers.write_text(
+        '[mcp_servers.units]\ntransport = "stdio"\ncommand = "units-server"\n\n'
+        '[workers.converter]\nkind = "mcp"\ncapability = "conversion"\n'
+        'description = "converts units"\nservers = ["units"]\ntools = ["miles_to_km"]\n',
+        encoding="utf-8",
+    )
+    code = (
+        "from foreman.workers.declared.build import declared_workers\n"
+        "try:\n"
+        "    declared_workers('workers.toml', ())\n"
+        "except ValueError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = without("mcp", "-c", code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"WorkersFileError {workers}:6: An MCP worker needs the mcp extra: "
+        "pip install 'foreman-agents[mcp]'"
+    )

@@ -31,6 +31,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "data": ("pandas", "matplotlib"),
     "web": ("langchain_tavily", "ddgs", "langchain_community"),
     "docs": ("langchain_community", "pypdf", "bs4", "markdownify"),
+    "mcp": ("mcp", "langchain_mcp_adapters"),
     "a2a": ("a2a",),
 }
 
