@@ -432,6 +432,17 @@ async def test_a_stdio_server_is_stopped_when_its_attempt_is_cancelled(
     assert time.monotonic() - stopping < 5  # closing stdin stops it; no kill after a wait
 
 
+@pytest.mark.parametrize("worker", ["converter", "http_units"])
+async def test_an_attempt_does_not_block_the_event_loop(workers_file: Path, worker: str):
+    """`langgraph dev` rejects blocking calls in async nodes; blockbuster is its detector."""
+    blockbuster = pytest.importorskip("blockbuster")
+    (spec,) = [s for s in declared_workers(workers_file, []) if s.name == worker]
+    assert spec.runner is not None
+    with blockbuster.blockbuster_ctx():
+        out = await spec.runner(subtask_input(worker), Context())
+    assert "42.16 km" in out["output"]["text"]
+
+
 async def test_a_provider_error_reaches_the_orchestrator_as_it_is(
     workers_file: Path, pids: Path, monkeypatch: pytest.MonkeyPatch
 ):
