@@ -68,7 +68,7 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         yield f"http://127.0.0.1:{port}/mcp", log
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)  # reaps it and closes the stderr pipe
 
 
 @pytest.fixture
