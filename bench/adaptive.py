@@ -45,12 +45,13 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import random
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -190,14 +191,12 @@ def _has_cache() -> bool:
     return "cache" in {f.name for f in dataclasses.fields(Context)}
 
 
-@asynccontextmanager
-async def sim_provider() -> AsyncIterator[None]:
+@contextmanager
+def sim_provider() -> Iterator[None]:
     """The `sim` provider and its prices, for the length of the benchmark."""
     prices = {f"sim:{name}": list(p.price) for name, p in PROFILES.items()}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(prices, f)
-    import os
-
     old = os.environ.get("FOREMAN_PRICES")
     os.environ["FOREMAN_PRICES"] = f.name
     model_module._price_table.cache_clear()
@@ -275,7 +274,7 @@ async def measure(n: int, seed: int) -> dict[str, Any]:
     """Both modes on the same workload; the ratios the issue asks for."""
     requests = workload(n, seed)
     out: dict[str, Any] = {}
-    async with sim_provider():
+    with sim_provider():
         for mode, ctx in contexts().items():
             started = time.perf_counter()
             out[mode] = summary(await run_mode(requests, ctx))
@@ -293,8 +292,13 @@ async def measure(n: int, seed: int) -> dict[str, Any]:
             "p95_latency_ratio": "<= 0.7",
             "budget_overruns": "0",
         },
-        "workload": {"requests": n, "distinct": len(set(requests)), "seed": seed,
-                     "budget_usd": BUDGET_USD, "concurrency": CONCURRENCY},  # fmt: skip
+        "workload": {
+            "requests": n,
+            "distinct": len(set(requests)),
+            "seed": seed,
+            "budget_usd": BUDGET_USD,
+            "concurrency": CONCURRENCY,
+        },  # fmt: skip
         "models": {name: dataclasses.asdict(p) for name, p in PROFILES.items()},
         **out,
     }
