@@ -330,3 +330,13 @@ def test_cli_model_option_takes_a_declared_worker(cli, tmp_path):
     unknown = cli("run", "x", "--model", "converter=offline")
     assert unknown.exit_code == 2 and "neither a role" in unknown.output
     assert declared_tools.CALLS
+
+
+def test_every_key_of_the_file_is_documented():
+    from foreman.workers.declared import config
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "workers.md").read_text()
+    models = (config.WorkerBase, config.AgentWorker, config.McpWorker, config.RemoteGraphWorker)
+    models += (config.A2AWorker, config.McpServer, config.Rules)
+    keys = {name for model in models for name in model.model_fields}
+    assert {key for key in keys if f"`{key}`" not in doc} == set()
