@@ -11,6 +11,7 @@ from graphlib import CycleError, TopologicalSorter
 from pydantic import ValidationError
 
 from foreman.core.schemas import Plan, Subtask
+from foreman.orchestration import quorum
 
 
 class PlanError(ValueError):
@@ -41,7 +42,8 @@ def check_plan(plan: Plan, workers: Collection[str], max_subtasks: int) -> None:
     A direct answer or a decline needs its `answer` and no subtasks. A plan: rejects empty
     plans, plans over `max_subtasks` (checked first, on its own: nothing else about an
     oversized plan is worth the time), duplicate ids, unknown workers, dependencies on ids
-    that do not exist, self-dependencies and cycles. Linear in the plan's size.
+    that do not exist, self-dependencies, cycles, and groups and quorums that cannot work
+    (`quorum.problems`). Linear in the plan's size.
     """
     problems: list[str] = []
     subtasks = plan.subtasks
@@ -73,6 +75,7 @@ def check_plan(plan: Plan, workers: Collection[str], max_subtasks: int) -> None:
                 problems.append(f"subtask {sub.id} depends on itself")
             elif dep not in known:
                 problems.append(f"subtask {sub.id} depends on unknown subtask {dep!r}")
+    problems += quorum.problems(plan)
     if not problems:
         try:
             tuple(TopologicalSorter({s.id: s.inputs for s in subtasks}).static_order())
@@ -87,14 +90,18 @@ def fingerprints(plan: Plan) -> dict[str, str]:
     """Hash each subtask together with everything upstream of it.
 
     A subtask whose fingerprint is unchanged across plan versions keeps its accepted
-    result; changing a subtask changes the fingerprint of everything downstream.
+    result; changing a subtask (but for its `group`) changes the fingerprint of everything
+    downstream.
     """
     by_id = {s.id: s for s in plan.subtasks}
     order = TopologicalSorter({s.id: s.inputs for s in plan.subtasks}).static_order()
     prints: dict[str, str] = {}
     for sid in order:
         sub = by_id[sid]
-        body = sub.model_dump(mode="json")
+        # The group is not the work: a fingerprint without it keeps results (and every
+        # fingerprint saved before groups existed) when a revision regroups subtasks;
+        # `quorum.reopened` reruns a cancelled one its group then needs.
+        body = sub.model_dump(mode="json", exclude={"group"})
         body["inputs"] = [[dep, prints[dep]] for dep in sub.inputs]
         prints[sid] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     return prints

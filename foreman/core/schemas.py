@@ -47,6 +47,13 @@ class Subtask(BaseModel):
         description="Id of an earlier subtask whose result this one supersedes (a fix after "
         "a review); the superseded result is left out of the answer.",
     )
+    group: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        description="Name shared by interchangeable subtasks: independent sources for the same "
+        "need (e.g. two searches for one fact), any of which can serve it. See `quorums`.",
+    )
 
 
 Approach = Literal["direct", "plan", "decline"]
@@ -78,6 +85,12 @@ class Plan(BaseModel):
         default_factory=list,
         description="Parts of the request this plan does not cover (e.g. over the subtask "
         "limit), so the answer can say so.",
+    )
+    quorums: dict[str, int] = Field(
+        default_factory=dict,
+        description="Group name -> how many of its subtasks must be accepted (k of n); once k "
+        "are, the others are cancelled and the answer says so. A group without an entry "
+        "waits for all of its subtasks.",
     )
 
 

@@ -41,6 +41,7 @@ RecordStatus = Literal[
     "changes_requested",
     "rerun",
     "not_found",
+    "cancelled",
 ]
 # Statuses whose output dependents may consume.
 USABLE = frozenset({"accepted", "supplied", "skipped"})
@@ -49,7 +50,10 @@ USABLE = frozenset({"accepted", "supplied", "skipped"})
 # fix round the planner adds.
 # `not_found`: the sources have nothing on the subtask; an honest negative, not a failure to
 # retry or replan. Its dependents do not run, and the answer says what was not found.
-SETTLED = USABLE | {"over_budget", "changes_requested", "not_found"}
+# `cancelled`: a member of a group of interchangeable subtasks, stopped (or never started)
+# once the group's quorum was accepted; not needed, so neither retried nor a gap. Dependents
+# of the group run on the accepted members (graph/quorum.py).
+SETTLED = USABLE | {"over_budget", "changes_requested", "not_found", "cancelled"}
 # `rerun`: set on a fork of the thread to run a subtask again (`foreman rerun`).
 
 
@@ -122,7 +126,8 @@ class SubtaskRecord(TypedDict):
     worker: str
     """Worker whose output was kept."""
     status: RecordStatus
-    """accepted / supplied / skipped / failed / needs_clarification / over_budget."""
+    """accepted / supplied / skipped / failed / needs_clarification / over_budget /
+    cancelled (`RecordStatus`)."""
     text: str
     """Markdown rendering of the output, what dependents and the synthesizer read."""
     output: dict[str, Any] | None
