@@ -13,13 +13,19 @@ finished tasks without running them again. LangGraph matches a replayed result t
 call by call order, so the node calls the tasks in an order fixed by the plan alone, whatever
 order they finish in: a result can only be replayed into the subtask that produced it
 (and each record carries its subtask id and fingerprint, which the node checks).
+
+Quorums (`quorum.py`): once k members of a group are accepted, the group's other members
+still waiting or running are cancelled. The LangGraph task itself is never cancelled (that
+would leave no result to checkpoint and replay): `run_subtask` runs its work as an inner
+asyncio task, cancels only that, and returns a `cancelled` record, which is checkpointed
+and replayed like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +35,7 @@ from langgraph.graph.message import push_message
 from langgraph.runtime import Runtime, get_runtime
 
 from foreman.core.context import Context
-from foreman.core.schemas import Subtask
+from foreman.core.schemas import Plan, Subtask
 from foreman.core.state import (
     SETTLED,
     USABLE,
@@ -40,6 +46,7 @@ from foreman.core.state import (
     add_usage,
     empty_usage,
 )
+from foreman.orchestration import quorum
 from foreman.orchestration.audit import emit, event, total_usage, with_settings
 from foreman.orchestration.budget import Ledger
 from foreman.orchestration.conversation import messages_streamed, progress_message
@@ -61,12 +68,17 @@ class DispatchAborted(RuntimeError):
 class Board:
     """What the tasks of one dispatch round share: results so far, slots, a stop flag."""
 
+    plan: Plan
     results: dict[str, asyncio.Future[SubtaskRecord]]
     slots: asyncio.Semaphore
     stop_reason: str | None = None
     spent: Usage = field(default_factory=empty_usage)
     ledger: Ledger = field(default_factory=Ledger)
     """What the run spent and its calls in flight reserved, checked before each call."""
+    cancelled: dict[str, str] = field(default_factory=dict)
+    """Subtask id -> why it is cancelled (its group met its quorum without it)."""
+    working: dict[str, asyncio.Task[SubtaskRecord]] = field(default_factory=dict)
+    """The inner work of each `run_subtask` started, which a quorum may cancel."""
 
 
 _BOARDS: dict[str, Board] = {}
@@ -111,6 +123,49 @@ def _consume(fut: asyncio.Future[Any]) -> None:
     """Mark a future's exception as seen (it was reported through the node already)."""
     if not fut.cancelled():
         fut.exception()
+
+
+def cancel_spare(
+    board: Board, statuses: dict[str, str], keep: Collection[str] = ()
+) -> list[AuditEvent]:
+    """Cancel the members of groups that just met their quorum; return the audit entries.
+
+    A member not started yet returns its `cancelled` record as soon as its task runs; one
+    under way has its inner work cancelled (`run_subtask`). A member that already finished
+    (failed, say) keeps its record, and so do those in `keep`.
+    """
+    entries: list[AuditEvent] = []
+    members = quorum.groups(board.plan)
+    for group in sorted(quorum.met(board.plan, statuses)):
+        stopped = [
+            m
+            for m in members[group]
+            if m not in board.cancelled
+            and m not in keep
+            and statuses.get(m) not in quorum.COUNTED
+            and not board.results[m].done()
+            and not (m in board.working and board.working[m].done())  # ended, not yet read
+        ]
+        if not stopped:
+            continue
+        why = quorum.reason(board.plan, group)
+        for m in stopped:
+            board.cancelled[m] = why
+            if m in board.working:
+                board.working[m].cancel()
+        accepted = [m for m in members[group] if statuses.get(m) in quorum.COUNTED]
+        emit("quorum", group=group, accepted=accepted, cancelled=stopped)
+        entries.append(
+            event(
+                "quorum",
+                group=group,
+                quorum=quorum.needed(board.plan, group),
+                size=len(members[group]),
+                accepted=accepted,
+                cancelled=stopped,
+            )
+        )
+    return entries
 
 
 def report_result(rec: SubtaskRecord) -> AuditEvent:
@@ -206,10 +261,29 @@ def make_dispatch(
 
     @task(name=SUBTASK_TASK)  # type: ignore[arg-type]  # mypy cannot solve its ParamSpec
     async def run_subtask(job: Job, board_id: str) -> SubtaskRecord:
-        """One subtask: wait for its inputs and a slot, then attempts until a verdict."""
+        """One subtask: its work, unless a quorum cancels it (then a `cancelled` record)."""
         board = _BOARDS[board_id]
+        sid = job["subtask"]["id"]
+        if sid in board.cancelled:  # its group met its quorum before it started
+            return unrun_record(job, quorum.CANCELLED, board.cancelled[sid])
+        work = asyncio.ensure_future(work_on(job, board))
+        board.working[sid] = work
+        try:
+            return await work
+        except asyncio.CancelledError:
+            this = asyncio.current_task()
+            if sid not in board.cancelled or (this is not None and this.cancelling()):
+                raise  # the run itself is being cancelled, not this member
+            return unrun_record(job, quorum.CANCELLED, board.cancelled[sid])
+
+    async def work_on(job: Job, board: Board) -> SubtaskRecord:
+        """Wait for the inputs and a slot, then attempts until a verdict."""
         sub = job["subtask"]
-        deps = [await board.results[d] for d in sub["inputs"]]
+        # shielded: cancelling this work must not cancel the shared futures it waits on
+        deps = [await asyncio.shield(board.results[d]) for d in sub["inputs"]]
+        # inputs from a group that met its quorum without them are left out, not missing
+        spare = quorum.spare(board.plan, {d["id"]: d["status"] for d in deps})
+        deps = [d for d in deps if d["id"] not in spare]
         failed = [d["id"] for d in deps if d["status"] not in USABLE]
         if failed:
             return unrun_record(job, BLOCKED, f"inputs not available: {', '.join(failed)}")
@@ -236,9 +310,15 @@ def make_dispatch(
         version = state.get("plan_version", 1)
         known = current_records(state, prints)
         by_id = {s.id: s for s in plan.subtasks}
-        todo = [by_id[i] for i in start_order(plan) if needs_run(by_id[i], known.get(i), state)]
+        statuses: dict[str, str] = {i: r["status"] for i, r in known.items()}
+        again = quorum.reopened(plan, statuses)
+        todo = [
+            by_id[i]
+            for i in start_order(plan)
+            if i in again or needs_run(by_id[i], known.get(i), state)
+        ]
         loop = asyncio.get_running_loop()
-        board = Board(results={}, slots=asyncio.Semaphore(max(1, ctx.max_parallel)))
+        board = Board(plan, results={}, slots=asyncio.Semaphore(max(1, ctx.max_parallel)))
         todo_ids = {s.id for s in todo}
         for sub in plan.subtasks:
             board.results[sub.id] = loop.create_future()
@@ -250,6 +330,11 @@ def make_dispatch(
         board_id = uuid.uuid4().hex
         _BOARDS[board_id] = board
         audit = [event("dispatch_round", plan_version=version, todo=[s.id for s in todo])]
+        # Members of a group already met (a resumed round): cancelled before they start. A
+        # person's explicit `foreman rerun` of one is honoured.
+        audit += cancel_spare(
+            board, statuses, keep={i for i, st in statuses.items() if st == "rerun"}
+        )
         steps = [(s.id, s.worker) for s in plan.subtasks]
         streamed = messages_streamed()
         new: dict[str, SubtaskRecord] = {}
@@ -277,11 +362,13 @@ def make_dispatch(
                 if rec["status"] == BLOCKED:
                     continue
                 new[sid] = rec
+                statuses[sid] = rec["status"]
                 board.spent = add_usage(board.spent, rec["usage"])
                 board.stop_reason = board.stop_reason or over_budget(ctx, board.spent)
                 audit.append(report_result(rec))
+                if by_id[sid].group is not None and rec["status"] in quorum.COUNTED:
+                    audit += cancel_spare(board, statuses)
                 if streamed:  # to chat clients (messages mode) as it happens; not in state
-                    statuses = {i: r["status"] for i, r in (known | new).items()}
                     push_message(progress_message(version, steps, statuses), state_key=None)
         except BaseException:
             # Release tasks still waiting on inputs so the failure surfaces now; they

@@ -12,7 +12,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from foreman.core.context import Context
-from foreman.core.state import USABLE, NextStep, State
+from foreman.core.schemas import Plan
+from foreman.core.state import USABLE, NextStep, State, SubtaskRecord
+from foreman.orchestration import quorum
 from foreman.orchestration.audit import event
 from foreman.orchestration.plan_validation import fingerprints
 from foreman.orchestration.records import current_plan, current_records, open_questions
@@ -23,12 +25,15 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     plan = current_plan(state)
     records = current_records(state, fingerprints(plan))
     questions = open_questions(state, records)
-    failed = [r for r in records.values() if r["status"] == "failed"]
+    failed = _failed(plan, records)
     reviews = [r for r in records.values() if r["status"] == "changes_requested"]
     fixes_left = state.get("fix_rounds", 0) < runtime.context.max_fix_rounds
     usable = {sid for sid, r in records.items() if r["status"] in USABLE}
-    runnable = [
-        s.id for s in plan.subtasks if s.id not in records and all(d in usable for d in s.inputs)
+    spare = quorum.spare(plan, {sid: r["status"] for sid, r in records.items()})
+    runnable = [  # a member its group's quorum made spare is no input to wait for
+        s.id
+        for s in plan.subtasks
+        if s.id not in records and all(d in usable or d in spare for d in s.inputs)
     ]
     update: dict[str, Any] = {}
     step: NextStep
@@ -60,12 +65,20 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return update
 
 
+def _failed(plan: Plan, records: dict[str, SubtaskRecord]) -> list[SubtaskRecord]:
+    """Failed records, but for members of groups that met their quorum without them."""
+    spare = quorum.spare(plan, {sid: r["status"] for sid, r in records.items()})
+    return [r for r in records.values() if r["status"] == "failed" and r["id"] not in spare]
+
+
 def route_after_validation(state: State) -> list[Send] | NextStep:
     """Follow the validator's decision; questions and escalations fan out, one per subtask."""
     step: NextStep = state.get("next_step", "synthesize")
     if step not in ("clarify", "escalate"):
         return step
-    records = current_records(state, fingerprints(current_plan(state)))
+    plan = current_plan(state)
+    records = current_records(state, fingerprints(plan))
+    failed = {r["id"] for r in _failed(plan, records)}
     if step == "clarify":
         answered = state.get("answers") or {}
         return [
@@ -95,5 +108,5 @@ def route_after_validation(state: State) -> list[Send] | NextStep:
             },
         )
         for r in records.values()
-        if r["status"] in ("failed", "changes_requested")
+        if r["status"] == "changes_requested" or r["id"] in failed
     ]
