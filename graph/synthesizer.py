@@ -15,6 +15,7 @@ from foreman.core.prompts import render, untrusted
 from foreman.core.schemas import Plan, Subtask
 from foreman.core.state import USABLE, RunStatus, State, SubtaskRecord, Usage, empty_usage
 from foreman.core.text import clip_sentences, estimate_tokens
+from foreman.orchestration import quorum
 from foreman.orchestration.audit import emit, event
 from foreman.orchestration.conflicts import find_conflicts
 from foreman.orchestration.conversation import answer_message
@@ -37,6 +38,8 @@ SOURCE_KINDS = {
     "data": "scripts run on the dataset",
 }
 
+
+NOT_WAITED_FOR = "Not waited for"  # the answer's section on members a quorum left out
 
 # A whole answer wrapped in a code fence, as models sometimes send Markdown.
 FENCED = re.compile(r"\A```(?:markdown|md)?[ \t]*\n(?P<body>.*)\n```\Z", re.S | re.I)
@@ -90,6 +93,20 @@ def _gap_line(sub: Subtask, rec: SubtaskRecord | None) -> str:
     return f"- {what}: {rec['status']}: {why}"
 
 
+def _unneeded_line(plan: Plan, sub: Subtask, rec: SubtaskRecord | None) -> str:
+    """One line on a subtask its group's quorum made unnecessary, and why."""
+    what = f"{sub.objective.rstrip('.')} ({sub.id})"
+    if rec is not None and rec["status"] == quorum.CANCELLED:
+        return f"- {what}: {rec['error'] or 'cancelled'}"
+    group = str(sub.group)
+    why = f": {rec['error']}" if rec is not None and rec["error"] else ""
+    status = rec["status"] if rec is not None else "not run"
+    return (
+        f"- {what}: {status}{why}; not needed, the quorum of {quorum.needed(plan, group)} "
+        f"of group {group} was met without it"
+    )
+
+
 def _status(
     state: State, plan: Plan, answered: bool, missing: bool, refused: bool = False
 ) -> RunStatus:
@@ -115,6 +132,7 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     usable: list[tuple[Subtask, SubtaskRecord]] = []
     chosen: list[tuple[Subtask, SubtaskRecord]] = []
     gaps = [f"- {part}: left out of the plan" for part in plan.left_out]
+    unneeded: dict[str, str] = {}  # members of groups that met their quorum without them
     if plan.approach == "plan":
         loaded = await load_all(
             current_records(state, fingerprints(plan)), fields=DEPENDENCY_FIELDS
@@ -128,12 +146,17 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         ]
         usable = [(s, r) for s, r in usable if s.id not in replaced]  # a fix stands in for it
         chosen = [(s, r) for s, r in usable if s.feeds_answer] or usable
+        spare = quorum.spare(plan, {sid: r["status"] for sid, r in records.items()})
         gaps += [
             _gap_line(s, records.get(s.id))
             for s in plan.subtasks
             if s.id not in replaced
+            and s.id not in spare
             and (s.id not in records or records[s.id]["status"] not in ("accepted", "supplied"))
         ]
+        unneeded = {
+            s.id: _unneeded_line(plan, s, records.get(s.id)) for s in plan.subtasks if s.id in spare
+        }
     conflicts = find_conflicts([r["output"] for _, r in usable])
     usage = empty_usage()
     condensed = False
@@ -153,6 +176,11 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     if sources:
         parts.append(f"## Sources\n\n{sources}")
+    if unneeded:  # said by Foreman, not the model: the reader learns what was not awaited
+        parts.append(
+            f"## {NOT_WAITED_FOR}\n\nInterchangeable sources the answer did not wait for, "
+            "once enough of their group were accepted:\n\n" + "\n".join(unneeded.values())
+        )
     status = _status(
         state,
         plan,
@@ -197,6 +225,7 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 model_called=how == "synthesized",
                 results=[s.id for s, _ in chosen],
                 conflicts=len(conflicts),
+                not_waited_for=list(unneeded),
                 condensed=condensed,
                 status=status,
                 traced=coverage(trace)["share"],

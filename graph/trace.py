@@ -30,7 +30,7 @@ MARGIN = 0.05  # matches this close to the best are equally good (copies of one 
 MAX_DEPTH = 3  # upstream steps; summary -> writer -> research needs two
 EXCERPT_CHARS = 240
 # What the synthesizer adds itself rather than draws from the results.
-SKIP_SECTIONS = frozenset({"sources", "gaps"})
+SKIP_SECTIONS = frozenset({"sources", "gaps", "not waited for"})  # the last: quorums
 NOTICES = ("> **Offline extractive mode", "> **Run aborted", "> **Budget reached")
 
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)[\s#]*$")
@@ -101,8 +101,9 @@ def split_statements(markdown: str) -> Iterator[tuple[str, str]]:
     """Yield (section heading, statement) for the sentences and list items of `markdown`.
 
     Headings, code blocks, images, HTML, table rules, the synthesizer's notices and its
-    Sources and Gaps sections are skipped. A list item or table row is one statement; prose
-    is split into sentences, each keeping the citation markers that follow it.
+    Sources, Gaps and Not waited for sections are skipped. A list item or table row is one
+    statement; prose is split into sentences, each keeping the citation markers that follow
+    it.
     """
     section, skipping, in_code, prose = "", False, False, ""
     for line in markdown.splitlines() + [""]:  # the blank line flushes the last paragraph
