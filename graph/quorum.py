@@ -65,9 +65,10 @@ def reopened(plan: Plan, statuses: Mapping[str, str]) -> set[str]:
 
     A cancelled record is settled (never retried), but its fingerprint ignores the group, so
     a revision that raises a quorum or takes a member out of its group keeps the record;
-    it runs again only then.
+    it runs again only then. A member a person asked to rerun (`foreman rerun`) counts as
+    accepted here: the group waits for it rather than reopening the others.
     """
-    done = met(plan, statuses)
+    done = met(plan, {i: "accepted" if st == "rerun" else st for i, st in statuses.items()})
     return {
         sub.id
         for sub in plan.subtasks

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,8 @@ class Board:
     """Subtask id -> why it is cancelled (its group met its quorum without it)."""
     working: dict[str, asyncio.Task[SubtaskRecord]] = field(default_factory=dict)
     """The inner work of each `run_subtask` started, which a quorum may cancel."""
+    keep: frozenset[str] = frozenset()
+    """Subtasks a person asked to run again (`foreman rerun`): never cancelled."""
 
 
 _BOARDS: dict[str, Board] = {}
@@ -125,14 +127,12 @@ def _consume(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-def cancel_spare(
-    board: Board, statuses: dict[str, str], keep: Collection[str] = ()
-) -> list[AuditEvent]:
+def cancel_spare(board: Board, statuses: dict[str, str]) -> list[AuditEvent]:
     """Cancel the members of groups that just met their quorum; return the audit entries.
 
     A member not started yet returns its `cancelled` record as soon as its task runs; one
     under way has its inner work cancelled (`run_subtask`). A member that already finished
-    (failed, say) keeps its record, and so do those in `keep`.
+    (failed, say) keeps its record, and so do those in `board.keep`.
     """
     entries: list[AuditEvent] = []
     members = quorum.groups(board.plan)
@@ -141,7 +141,7 @@ def cancel_spare(
             m
             for m in members[group]
             if m not in board.cancelled
-            and m not in keep
+            and m not in board.keep
             and statuses.get(m) not in quorum.COUNTED
             and not board.results[m].done()
             and not (m in board.working and board.working[m].done())  # ended, not yet read
@@ -318,7 +318,12 @@ def make_dispatch(
             if i in again or needs_run(by_id[i], known.get(i), state)
         ]
         loop = asyncio.get_running_loop()
-        board = Board(plan, results={}, slots=asyncio.Semaphore(max(1, ctx.max_parallel)))
+        board = Board(
+            plan,
+            results={},
+            slots=asyncio.Semaphore(max(1, ctx.max_parallel)),
+            keep=frozenset(i for i, st in statuses.items() if st == "rerun"),
+        )
         todo_ids = {s.id for s in todo}
         for sub in plan.subtasks:
             board.results[sub.id] = loop.create_future()
@@ -332,9 +337,7 @@ def make_dispatch(
         audit = [event("dispatch_round", plan_version=version, todo=[s.id for s in todo])]
         # Members of a group already met (a resumed round): cancelled before they start. A
         # person's explicit `foreman rerun` of one is honoured.
-        audit += cancel_spare(
-            board, statuses, keep={i for i, st in statuses.items() if st == "rerun"}
-        )
+        audit += cancel_spare(board, statuses)
         steps = [(s.id, s.worker) for s in plan.subtasks]
         streamed = messages_streamed()
         new: dict[str, SubtaskRecord] = {}
