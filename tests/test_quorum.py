@@ -32,12 +32,12 @@ def step(sid, seconds, inputs=(), group=None):
 
 
 def sources_plan(*extra, k=2, slow_inputs=()):
-    """r1, r2 quick, r3 (held by the test) in group `sources`; d needs the group."""
+    """r1, r2 quick (r2 slow enough for r3 to start), r3 held by a test; d needs the group."""
     return {
         "goal": "simulated",
         "subtasks": [
             step("r1", 0.01, group="sources"),
-            step("r2", 0.05, group="sources"),
+            step("r2", 0.2, group="sources"),
             step("r3", 0.01, slow_inputs, group="sources"),
             step("d", 0.01, ["r1", "r2", "r3"]),
             *extra,
@@ -86,7 +86,7 @@ async def test_the_member_not_needed_is_cancelled_not_waited_for(models, thread)
 
 
 async def test_a_member_waiting_on_its_inputs_is_cancelled_before_it_starts(models, thread):
-    plan = sources_plan(step("pre", 0.5), slow_inputs=["pre"])
+    plan = sources_plan(step("pre", 1.0), slow_inputs=["pre"])
     app, out = await run(models, thread, plan, max_parallel=8)
     assert out["status"] == "done"
     results = app.get_state(thread).values["results"]
@@ -131,7 +131,7 @@ async def test_resume_after_a_crash_does_not_rerun_a_cancelled_member(models, th
     # r1, r2 accepted and r3 cancelled early; c (unrelated) crashes later in the round.
     sim.HOLD["r3"] = 30.0
     sim.CRASH_ON.add("c")
-    plan = sources_plan(step("c", 0.3))
+    plan = sources_plan(step("c", 0.6))
     models["planner"].on("Plan", "<request>", plan)
     models["synth"].on("text", "<request>", "all done")
     app = compiled()
