@@ -175,7 +175,10 @@ def to_markdown(state: Mapping[str, Any], max_output_chars: int | None = None) -
         out.append("")
         for sub in version["plan"].get("subtasks", []):
             deps = f" ← {', '.join(sub.get('inputs', []))}" if sub.get("inputs") else ""
-            out.append(f"- `{sub['id']}` [{sub['worker']}]{deps}: {sub['objective']}")
+            group = f" (group {sub['group']})" if sub.get("group") else ""
+            out.append(f"- `{sub['id']}` [{sub['worker']}]{deps}{group}: {sub['objective']}")
+        for group, k in (version["plan"].get("quorums") or {}).items():
+            out.append(f"- quorum: {k} of group {group}")
     out += ["", "## Subtasks", ""]
     for sid, rec in (state.get("results") or {}).items():
         u = rec["usage"]

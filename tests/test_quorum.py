@@ -9,6 +9,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from foreman import build_graph
 from foreman.core.schemas import Plan
 from foreman.orchestration import quorum
+from foreman.orchestration.audit import to_markdown
 from foreman.orchestration.plan_validation import PlanError, check_plan, fingerprints
 from foreman.workers.registry import WorkerRegistry
 from tests.conftest import scripted_context
@@ -83,6 +84,10 @@ async def test_the_member_not_needed_is_cancelled_not_waited_for(models, thread)
     assert events(app, thread, "synthesis")[-1]["detail"]["not_waited_for"] == ["r3"]
     assert "## Not waited for" in out["answer"] and f"(r3): {REASON}" in out["answer"]
     assert "## Gaps" not in out["answer"] and "Answered in part" not in out["answer"]
+    report = to_markdown(app.get_state(thread).values)  # what `foreman show` prints
+    assert "- `r3` [sim] (group sources): wait 0.01" in report
+    assert "- quorum: 2 of group sources" in report
+    assert "### `r3` — cancelled" in report and f"Error: {REASON}" in report
 
 
 async def test_a_member_waiting_on_its_inputs_is_cancelled_before_it_starts(models, thread):
