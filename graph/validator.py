@@ -24,8 +24,7 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Decide what follows a dispatch round, and record why."""
     plan = current_plan(state)
     records = current_records(state, fingerprints(plan))
-    questions = open_questions(state, records)
-    failed = _failed(plan, records)
+    failed, questions = _open_issues(state, plan, records)
     reviews = [r for r in records.values() if r["status"] == "changes_requested"]
     fixes_left = state.get("fix_rounds", 0) < runtime.context.max_fix_rounds
     usable = {sid for sid, r in records.items() if r["status"] in USABLE}
@@ -65,10 +64,17 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return update
 
 
-def _failed(plan: Plan, records: dict[str, SubtaskRecord]) -> list[SubtaskRecord]:
-    """Failed records, but for members of groups that met their quorum without them."""
+def _open_issues(
+    state: State, plan: Plan, records: dict[str, SubtaskRecord]
+) -> tuple[list[SubtaskRecord], list[SubtaskRecord]]:
+    """Failed records and unanswered questions, in that order.
+
+    Members of groups that met their quorum without them are left out: they are not
+    needed, so there is nothing to revise, escalate or ask a person about.
+    """
     spare = quorum.spare(plan, {sid: r["status"] for sid, r in records.items()})
-    return [r for r in records.values() if r["status"] == "failed" and r["id"] not in spare]
+    failed = [r for r in records.values() if r["status"] == "failed" and r["id"] not in spare]
+    return failed, [r for r in open_questions(state, records) if r["id"] not in spare]
 
 
 def route_after_validation(state: State) -> list[Send] | NextStep:
@@ -78,7 +84,7 @@ def route_after_validation(state: State) -> list[Send] | NextStep:
         return step
     plan = current_plan(state)
     records = current_records(state, fingerprints(plan))
-    failed = {r["id"] for r in _failed(plan, records)}
+    failed, questions = _open_issues(state, plan, records)
     if step == "clarify":
         answered = state.get("answers") or {}
         return [
@@ -90,8 +96,9 @@ def route_after_validation(state: State) -> list[Send] | NextStep:
                     "answered": answered.get(r["id"], 0),
                 },
             )
-            for r in open_questions(state, records)
+            for r in questions
         ]
+    escalated = {r["id"] for r in failed}
     return [
         Send(
             "escalate",
@@ -108,5 +115,5 @@ def route_after_validation(state: State) -> list[Send] | NextStep:
             },
         )
         for r in records.values()
-        if r["status"] == "changes_requested" or r["id"] in failed
+        if r["status"] == "changes_requested" or r["id"] in escalated
     ]

@@ -1,5 +1,6 @@
 """Quorums: a group of interchangeable subtasks finishes on k of its n members."""
 
+import asyncio
 import time
 from dataclasses import replace
 
@@ -11,7 +12,7 @@ from foreman.core.schemas import Plan
 from foreman.orchestration import quorum
 from foreman.orchestration.audit import to_markdown
 from foreman.orchestration.plan_validation import PlanError, check_plan, fingerprints
-from foreman.workers.registry import WorkerRegistry
+from foreman.workers.registry import WorkerRegistry, WorkerSpec
 from tests.conftest import scripted_context
 from tests.support import sim
 
@@ -130,6 +131,26 @@ async def test_a_failed_member_of_a_group_that_met_its_quorum_is_no_failure(mode
     assert results["d"]["text"] == "d done (inputs: r2,r3)"
     assert "(r1): failed: bad; not needed, the quorum of 2 of group sources" in out["answer"]
     assert not events(app, thread, "quorum")  # nothing was left to cancel
+
+
+async def test_a_question_from_a_member_not_needed_is_not_asked(models, thread):
+    async def answer(inp, ctx):
+        sid = inp.subtask.id
+        await asyncio.sleep(float(inp.subtask.objective.split()[-1]))
+        if sid == "r1":
+            return {"status": "needs_clarification", "question": "which heat pump?"}
+        return {"status": "done", "text": f"{sid} answered"}
+
+    spec = WorkerSpec(
+        name="sim", capability="test", description="answers, or asks (r1)",
+        output_schema=sim.Waited, check=lambda o, i, c: [],
+        render=lambda o: str(o.get("text", "")), tool=answer,
+    )  # fmt: skip
+    app = compiled(WorkerRegistry([spec]))
+    _, out = await run(models, thread, sources_plan(), app=app)
+    assert out["status"] == "done" and not app.get_state(thread).interrupts
+    assert app.get_state(thread).values["results"]["r1"]["status"] == "needs_clarification"
+    assert "(r1): needs_clarification; not needed, the quorum of 2" in out["answer"]
 
 
 async def test_resume_after_a_crash_does_not_rerun_a_cancelled_member(models, thread):
