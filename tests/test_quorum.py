@@ -8,6 +8,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from foreman import build_graph
+from foreman.checkpointers import open_persistence
 from foreman.core.schemas import Plan
 from foreman.orchestration import quorum
 from foreman.orchestration.audit import to_markdown
@@ -153,25 +154,35 @@ async def test_a_question_from_a_member_not_needed_is_not_asked(models, thread):
     assert "(r1): needs_clarification; not needed, the quorum of 2" in out["answer"]
 
 
-async def test_resume_after_a_crash_does_not_rerun_a_cancelled_member(models, thread):
+@pytest.fixture(params=["memory", "sqlite"])
+async def saved_app(request, tmp_path):
+    """The sim graph on an in-memory checkpointer, then on SQLite with its store."""
+    if request.param == "memory":
+        yield compiled()
+        return
+    async with open_persistence(f"sqlite:{tmp_path / 'quorum.sqlite'}") as (saver, store):
+        yield build_graph(sim.registry()).compile(checkpointer=saver, store=store)
+
+
+async def test_resume_after_a_crash_does_not_rerun_a_cancelled_member(models, thread, saved_app):
     # r1, r2 accepted and r3 cancelled early; c (unrelated) crashes later in the round.
     sim.HOLD["r3"] = 30.0
     sim.CRASH_ON.add("c")
     plan = sources_plan(step("c", 0.6))
     models["planner"].on("Plan", "<request>", plan)
     models["synth"].on("text", "<request>", "all done")
-    app = compiled()
+    app = saved_app
     t0 = time.perf_counter()
     with pytest.raises(RuntimeError, match="simulated crash in c"):
         await app.ainvoke({"request": "simulate"}, thread, context=scripted_context())
     assert time.perf_counter() - t0 < 3
-    assert app.get_state(thread).next == ("dispatch",)
+    assert (await app.aget_state(thread)).next == ("dispatch",)
     assert dict(sim.RUNS) == {"r1": 1, "r2": 1, "r3": 1, "c": 1, "d": 1}
     sim.CRASH_ON.clear()
     out = await app.ainvoke(None, thread, context=scripted_context())
     assert out["status"] == "done"
     assert dict(sim.RUNS) == {"r1": 1, "r2": 1, "r3": 1, "c": 2, "d": 1}  # r3 replayed
-    results = app.get_state(thread).values["results"]
+    results = (await app.aget_state(thread)).values["results"]
     assert results["r3"]["status"] == "cancelled" and results["r3"]["error"] == REASON
     assert results["d"]["text"] == "d done (inputs: r1,r2)"
 
