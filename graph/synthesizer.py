@@ -129,6 +129,7 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     plan = current_plan(state)
     records: dict[str, SubtaskRecord] = {}
+    spare: set[str] = set()
     usable: list[tuple[Subtask, SubtaskRecord]] = []
     chosen: list[tuple[Subtask, SubtaskRecord]] = []
     gaps = [f"- {part}: left out of the plan" for part in plan.left_out]
@@ -186,7 +187,8 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         plan,
         answered=bool(chosen) or plan.approach == "direct",
         missing=bool(gaps),
-        refused=any(r["status"] == "over_budget" for r in records.values()),
+        # a member its group's quorum did without does not make the run over budget
+        refused=any(r["status"] == "over_budget" and i not in spare for i, r in records.items()),
     )
     if status == "aborted":
         parts.insert(0, "> **Run aborted** by a reviewer: " + "; ".join(state["aborted"]))
