@@ -70,9 +70,14 @@ class Try:
     ctx: Context
     rung: int | None = None
     hedged: bool = False
+    label: Any = None
+    """The worker's `model_label` (a declared worker's own model, a remote's address)."""
 
     @property
     def model(self) -> str:
+        """What the attempt runs on, as the audit and the budget estimates name it."""
+        if self.label is not None:
+            return str(self.label(self.ctx))
         return self.ctx.model_for_worker(self.worker)
 
 
@@ -116,9 +121,9 @@ async def execute_subtask(
     def first_try(name: str) -> Try:
         ladder = ladder_of(ctx, name)
         if not ladder or registry[name].graph is None and registry[name].runner is None:
-            return Try(name, ctx)
+            return Try(name, ctx, label=registry[name].model_label)
         rung = starting_rung(ladder, hist, registry[name].capability, ctx)
-        return Try(name, on_rung(ctx, name, ladder, rung), rung)
+        return Try(name, on_rung(ctx, name, ladder, rung), rung, label=registry[name].model_label)
 
     current = first_try(worker)
     attempts: list[AttemptRecord] = []
@@ -168,7 +173,9 @@ async def execute_subtask(
             if climb:  # a failure moves one rung up; the climb is not one of the retries
                 assert current.rung is not None
                 rung = current.rung + 1
-                current = Try(main.worker, on_rung(ctx, main.worker, ladder, rung), rung)
+                current = dataclasses.replace(
+                    current, ctx=on_rung(ctx, main.worker, ladder, rung), rung=rung
+                )
                 on_worker = 0
             continue
         if verdict == "substitute":
@@ -309,11 +316,13 @@ def hedge_of(current: Try, registry: WorkerRegistry, ctx: Context) -> Try:
     ladder = ladder_of(ctx, current.worker)
     if current.rung is not None and current.rung + 1 < len(ladder):
         rung = current.rung + 1
-        return Try(current.worker, on_rung(ctx, current.worker, ladder, rung), rung, True)
+        moved = on_rung(ctx, current.worker, ladder, rung)
+        return dataclasses.replace(current, ctx=moved, rung=rung, hedged=True)
     spec = registry[current.worker]
     if spec.alternatives:
-        return Try(spec.alternatives[0], ctx, None, True)
-    return Try(current.worker, current.ctx, current.rung, True)
+        other = spec.alternatives[0]
+        return Try(other, ctx, None, True, label=registry[other].model_label)
+    return dataclasses.replace(current, hedged=True)
 
 
 def attempt_record(

@@ -68,6 +68,9 @@ class WorkerSpec:
     """Instead of a subgraph: `await tool(input, context)` returns the output (no model)."""
     runner: Runner | None = None
     """Instead of either: `await runner(input, context)` returns a `WorkerRun`."""
+    model_label: Callable[[Context], str] | None = None
+    """What an attempt runs on when it is not `Context.model_for_worker` (a declared worker's
+    own model, a remote agent's address): for the audit, progress and cost estimates."""
     origin: str = "built-in"
     """Where the worker was declared: built-in, an entry point, `FOREMAN_WORKERS`, a file."""
     timeout_s: float | None = None

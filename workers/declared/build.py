@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache
 from importlib import import_module
 from pathlib import Path
@@ -158,6 +158,17 @@ def _runner(name: str, decl: WorkerBase, loaded: Loaded, shape: Shape) -> Runner
     return runner
 
 
+def label_of(name: str, decl: WorkerBase) -> Callable[[Context], str]:
+    """What a declared worker's attempts run on, as the audit names it."""
+    url = str(getattr(decl, "url", "")).rstrip("/")
+    kind = str(getattr(decl, "kind", ""))
+    if kind == "remote_graph":
+        return lambda ctx: f"remote:{url}/{getattr(decl, 'graph', '')}"
+    if kind == "a2a":
+        return lambda ctx: f"a2a:{url}"
+    return lambda ctx: model_of(name, decl, ctx)
+
+
 def specs_of(loaded: Loaded, known: Collection[str]) -> list[WorkerSpec]:
     """The workers a loaded file declares, checked against the workers `known` already.
 
@@ -206,6 +217,7 @@ def specs_of(loaded: Loaded, known: Collection[str]) -> list[WorkerSpec]:
                 render=shape.render,
                 alternatives=tuple(decl.alternatives),
                 runner=_runner(name, decl, loaded, shape),
+                model_label=label_of(name, decl),
                 origin=loaded.where("workers", name),
                 uses_tools=not isinstance(decl, PromptWorker),
                 timeout_s=decl.timeout_s,
