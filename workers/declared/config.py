@@ -134,6 +134,18 @@ class RemoteGraphWorker(WorkerBase):
     api_key_env: str | None = Field(
         default=None, description="Environment variable holding the server's API key."
     )
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The run context sent with each run, e.g. `{ review_plan = true }` for a "
+        "remote Foreman; empty: the assistant's own.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL")
+        return value.rstrip("/")
 
 
 class A2AWorker(WorkerBase):
