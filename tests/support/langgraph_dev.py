@@ -105,13 +105,36 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, stderr: Path) -> str:
     raise DevServerError(f"not ready after {READY_TIMEOUT_S:g}s ({last_error})")
 
 
+def _config(workdir: Path, graphs: Mapping[str, str] | None) -> Path:
+    """The checkout's `langgraph.json`, or a copy in `workdir` serving `graphs` as well."""
+    if not graphs:
+        return REPO / "langgraph.json"
+    config = json.loads((REPO / "langgraph.json").read_text())
+    config["graphs"] = {**config["graphs"], **graphs}
+    config.pop("env", None)
+    path = workdir / "langgraph.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
 @contextmanager
-def dev_server(workdir: Path, env: Mapping[str, str]) -> Iterator[DevServer]:
-    """Run `langgraph dev` in `workdir` with `env` added; stop its process group on exit."""
+def dev_server(
+    workdir: Path,
+    env: Mapping[str, str],
+    graphs: Mapping[str, str] | None = None,
+    jobs: int = 1,
+) -> Iterator[DevServer]:
+    """Run `langgraph dev` in `workdir` with `env` added; stop its process group on exit.
+
+    `graphs` (id -> `./tests/...py:attr`) are served beside Foreman's; `jobs` runs at once
+    (`langgraph dev` runs one by default: a run waiting on another of the same server waits
+    for ever).
+    """
     if not LANGGRAPH.exists():
         raise DevServerError(f"`langgraph` CLI not found next to {sys.executable}")
-    for package in ("graph", "foreman"):
+    for package in ("graph", "foreman", "tests"):
         (workdir / package).symlink_to(REPO / package, target_is_directory=True)
+    config = _config(workdir, graphs)
     stdout, stderr = workdir / "server.stdout.log", workdir / "server.stderr.log"
     port = free_port()
     full_env = {
@@ -135,13 +158,15 @@ def dev_server(workdir: Path, env: Mapping[str, str]) -> Iterator[DevServer]:
         str(LANGGRAPH),
         "dev",
         "--config",
-        str(REPO / "langgraph.json"),
+        str(config),
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--no-browser",
         "--no-reload",
+        "--n-jobs-per-worker",
+        str(jobs),
     ]
     with stdout.open("wb") as out, stderr.open("wb") as err:
         proc = subprocess.Popen(

@@ -76,11 +76,13 @@ def responder(
     loopback_models[1].reset()
 
 
-def serve(workdir: Path, env: dict[str, str]) -> Iterator[DevServer]:
+def serve(
+    workdir: Path, env: dict[str, str], graphs: dict[str, str] | None = None, jobs: int = 1
+) -> Iterator[DevServer]:
     """Run `langgraph dev` for a fixture; the SDK's httpx client must not use a proxy."""
     try:
         with (
-            langgraph_dev.dev_server(workdir, env) as server,
+            langgraph_dev.dev_server(workdir, env, graphs, jobs) as server,
             pytest.MonkeyPatch.context() as mp,
         ):
             for var in langgraph_dev.PROXY_VARS:
