@@ -22,8 +22,9 @@ from langgraph_sdk.client import LangGraphClient
 from foreman import Context, build_graph
 from foreman.core.schemas import Subtask
 from foreman.workers.base import DependencyResult, WorkerInput
-from foreman.workers.declared.config import RemoteGraphWorker
-from foreman.workers.declared.remote_graph import THREADS, remote_model, run_input
+from foreman.workers.declared.config import Loaded, RemoteGraphWorker, WorkersFile
+from foreman.workers.declared.outputs import Shape, TextOutput, render_text
+from foreman.workers.declared.remote_graph import THREADS, make_runner, remote_model, run_input
 from foreman.workers.declared.remote_state import question_of, read_answer, resume_value
 from tests.support.langgraph_dev import DevServer
 from tests.support.ports import free_port
@@ -357,3 +358,30 @@ async def test_a_foreman_on_a_server_delegates_without_blocking_its_event_loop(
     assert values["status"] == "done", values.get("error")
     assert "The capital of France is Paris." in values["answer"]
     assert values["usage"][f"remote:{remote.url}/capitals"]["calls"] == 1
+
+
+@pytest.mark.server
+async def test_an_http_error_or_a_missing_api_key_is_a_failed_attempt_with_the_reason(
+    remote: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inp = WorkerInput(subtask=Subtask(id="s1", worker="w", objective="Capital of Peru?"))
+    shape = Shape(TextOutput, None, render_text)
+    loaded = Loaded(path=Path("workers.toml"), text="", file=WorkersFile())
+    ctx = Context(**OFFLINE)
+    given = {"kind": "remote_graph", "capability": "c", "description": "d", "url": remote.url}
+    unknown = RemoteGraphWorker.model_validate({**given, "graph": "no-such-graph"})
+    run = await make_runner("w", unknown, loaded, shape)(inp, ctx)
+    assert run["output"]["status"] == "failed"
+    reason = run["output"]["error"]
+    assert reason.startswith(f"the server at {remote.url} (no-such-graph) answered HTTP 422: ")
+    assert "Invalid assistant: 'no-such-graph'" in reason  # the server's own words
+    monkeypatch.delenv("REMOTE_TEST_KEY", raising=False)
+    keyed = RemoteGraphWorker.model_validate(
+        {**given, "graph": "capitals", "api_key_env": "REMOTE_TEST_KEY"}
+    )
+    run = await make_runner("w", keyed, loaded, shape)(inp, ctx)
+    assert run["output"]["error"] == "the environment variable REMOTE_TEST_KEY is not set"
+    monkeypatch.setenv("REMOTE_TEST_KEY", "k")  # `langgraph dev` takes any key
+    run = await make_runner("w", keyed, loaded, shape)(inp, ctx)
+    assert run["output"] == {"status": "done", "text": "The capital of Peru is Lima."}
+    assert run["usage"]["calls"] == 1 and run["model"] == f"remote:{remote.url}/capitals"

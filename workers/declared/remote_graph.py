@@ -154,8 +154,9 @@ def why(exc: Exception, decl: RemoteGraphWorker) -> str:
     """A person-readable reason for a failed remote call."""
     where = f"{decl.url} ({decl.graph})"
     if isinstance(exc, httpx.HTTPStatusError):
-        notes = " ".join(getattr(exc, "__notes__", []) or [])
-        detail = f": {cut(' '.join(notes.split()), 300)}" if notes else ""
+        # the SDK's errors carry the server's message; others have the body as a note
+        said = " ".join([getattr(exc, "message", ""), *getattr(exc, "__notes__", [])])
+        detail = f": {cut(' '.join(said.split()), 300)}" if said.strip() else ""
         return f"the server at {where} answered HTTP {exc.response.status_code}{detail}"
     if isinstance(exc, httpx.TransportError):
         detail = str(exc) or type(exc).__name__
