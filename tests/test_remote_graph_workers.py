@@ -8,6 +8,9 @@ file the test writes. The first tests read the remote state and answers without 
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -126,6 +129,31 @@ async def remote_client(remote: DevServer) -> AsyncIterator[LangGraphClient]:
     client = get_client(url=remote.url, api_key=None)
     yield client
     await client.aclose()
+
+
+@contextlib.contextmanager
+def not_langgraph() -> Iterator[str]:
+    """A loopback HTTP server that answers every request with `[]`."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def workers_file(tmp_path: Path, body: str) -> str:
@@ -361,7 +389,7 @@ async def test_a_foreman_on_a_server_delegates_without_blocking_its_event_loop(
 
 
 @pytest.mark.server
-async def test_an_http_error_or_a_missing_api_key_is_a_failed_attempt_with_the_reason(
+async def test_an_http_error_an_odd_server_or_a_missing_key_is_a_failed_attempt(
     remote: DevServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     inp = WorkerInput(subtask=Subtask(id="s1", worker="w", objective="Capital of Peru?"))
@@ -375,6 +403,10 @@ async def test_an_http_error_or_a_missing_api_key_is_a_failed_attempt_with_the_r
     reason = run["output"]["error"]
     assert reason.startswith(f"the server at {remote.url} (no-such-graph) answered HTTP 422: ")
     assert "Invalid assistant: 'no-such-graph'" in reason  # the server's own words
+    with not_langgraph() as url:  # answers every request with a JSON list
+        elsewhere = RemoteGraphWorker.model_validate({**given, "url": url, "graph": "g"})
+        run = await make_runner("w", elsewhere, loaded, shape)(inp, ctx)
+    assert run["output"]["error"] == f"the server at {url} (g) sent an unexpected thread: []"
     monkeypatch.delenv("REMOTE_TEST_KEY", raising=False)
     keyed = RemoteGraphWorker.model_validate(
         {**given, "graph": "capitals", "api_key_env": "REMOTE_TEST_KEY"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import Mapping
@@ -150,20 +151,36 @@ def open_client(decl: RemoteGraphWorker) -> LangGraphClient:
     return LangGraphClient(http)
 
 
+def where(decl: RemoteGraphWorker) -> str:
+    """The server and graph, as reasons and questions name them."""
+    return f"{decl.url} ({decl.graph})"
+
+
+def _object(value: Any, what: str, decl: RemoteGraphWorker) -> Mapping[str, Any]:
+    """A response that must be a JSON object.
+
+    Raises:
+        RemoteError: it is not: the URL is not a LangGraph server's, or not one this knows.
+    """
+    if isinstance(value, Mapping):
+        return value
+    odd = cut(repr(value), 200)
+    raise RemoteError(f"the server at {where(decl)} sent an unexpected {what}: {odd}")
+
+
 def why(exc: Exception, decl: RemoteGraphWorker) -> str:
     """A person-readable reason for a failed remote call."""
-    where = f"{decl.url} ({decl.graph})"
     if isinstance(exc, httpx.HTTPStatusError):
         # the SDK's errors carry the server's message; others have the body as a note
         said = " ".join([getattr(exc, "message", ""), *getattr(exc, "__notes__", [])])
         detail = f": {cut(' '.join(said.split()), 300)}" if said.strip() else ""
-        return f"the server at {where} answered HTTP {exc.response.status_code}{detail}"
+        return f"the server at {where(decl)} answered HTTP {exc.response.status_code}{detail}"
     if isinstance(exc, httpx.TransportError):
         detail = str(exc) or type(exc).__name__
-        return f"cannot reach the server at {where}: {detail}"
-    if isinstance(exc, ValueError):
-        return f"the server at {where} sent something that is not JSON: {exc}"
-    return f"the call to {where} failed: {type(exc).__name__}: {exc}"
+        return f"cannot reach the server at {where(decl)}: {detail}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"the server at {where(decl)} sent something that is not JSON: {exc}"
+    return f"the call to {where(decl)} failed: {type(exc).__name__}: {exc}"
 
 
 async def _cancel(client: LangGraphClient, thread: str, run: str) -> None:
@@ -179,7 +196,7 @@ async def _run(client: LangGraphClient, decl: RemoteGraphWorker, thread: str, **
     Raises:
         RemoteError: the run errored, or ended neither done nor interrupted.
     """
-    run = await client.runs.create(
+    created = await client.runs.create(
         thread,
         decl.graph,
         context=decl.context or None,
@@ -187,26 +204,27 @@ async def _run(client: LangGraphClient, decl: RemoteGraphWorker, thread: str, **
         multitask_strategy="rollback",
         **start,
     )
+    run = str(_object(created, "run", decl).get("run_id"))
     try:
-        result = await client.runs.join(thread, run["run_id"])
+        result = await client.runs.join(thread, run)
     except asyncio.CancelledError:  # the attempt's timeout: do not leave the run going
-        await asyncio.shield(_cancel(client, thread, run["run_id"]))
+        await asyncio.shield(_cancel(client, thread, run))
         raise
     error = result.get("__error__") if isinstance(result, Mapping) else None
     if isinstance(error, Mapping):
         said = f"{error.get('error', 'error')}: {error.get('message', '')}"
         raise RemoteError(f"the remote run failed: {cut(said, ERROR_CHARS)}")
-    status = (await client.runs.get(thread, run["run_id"]))["status"]
+    status = _object(await client.runs.get(thread, run), "run", decl).get("status")
     if status not in ("success", "interrupted"):
         raise RemoteError(f"the remote run ended {status}")
 
 
 async def _ask(
-    client: LangGraphClient, thread: str, interrupt: Mapping[str, Any], where: str
+    client: LangGraphClient, thread: str, interrupt: Mapping[str, Any], on: str
 ) -> dict[str, Any]:
     """The worker's question for the parent's person, noting which interrupt it is."""
     await client.threads.update(thread, metadata={ASKED: interrupt.get("id")})
-    return {"status": "needs_clarification", "question": question_of(interrupt["value"], where)}
+    return {"status": "needs_clarification", "question": question_of(interrupt["value"], on)}
 
 
 async def attempt(
@@ -217,32 +235,36 @@ async def attempt(
     Returns the worker's output and the usage the remote run reported.
     """
     thread = thread_id(name, inp)
-    where = f"at {decl.url} ({decl.graph})"
-    sub = inp.subtask
-    before = await client.threads.create(
+    on = f"at {where(decl)}"
+    made = await client.threads.create(
         thread_id=thread,
         if_exists="do_nothing",
-        metadata={"foreman_worker": name, "foreman_subtask": sub.id},
+        metadata={
+            "foreman_parent_thread": parent_thread(),
+            "foreman_worker": name,
+            "foreman_subtask": inp.subtask.id,
+        },
     )
+    before = _object(made, "thread", decl)
     waiting = pending(before.get("interrupts"))
     if waiting:
         first = waiting[0]
         asked = (before.get("metadata") or {}).get(ASKED)
         if inp.clarification is None or asked != first.get("id"):
             # still waiting, or waiting on a question the person has not seen yet
-            return await _ask(client, thread, first, where), empty_usage()
+            return await _ask(client, thread, first, on), empty_usage()
         answer = resume_value(first["value"], inp.clarification)
         await _run(client, decl, thread, command={"resume": {first["id"]: answer}})
     else:
         await _run(client, decl, thread, input=run_input(decl, inp))
-    after = await client.threads.get(thread)
+    after = _object(await client.threads.get(thread), "thread", decl)
     earlier = before.get("values")  # a new thread has none
     output, usage = read_answer(
         after.get("values"), earlier if isinstance(earlier, Mapping) else {}
     )
     waiting = pending(after.get("interrupts"))
     if waiting:
-        return await _ask(client, thread, waiting[0], where), usage
+        return await _ask(client, thread, waiting[0], on), usage
     return output, usage
 
 
@@ -261,7 +283,7 @@ def make_runner(name: str, decl: RemoteGraphWorker, loaded: Loaded, shape: Shape
                 await client.aclose()
         except RemoteError as exc:
             output = failed(str(exc))
-        except (httpx.HTTPError, LangGraphError, ValueError) as exc:
+        except (httpx.HTTPError, LangGraphError, json.JSONDecodeError) as exc:
             output = failed(why(exc, decl))
         if output.get("status") == "done" and not shape.is_text:
             # the answer read as data by the worker's own model, into the declared shape

@@ -152,7 +152,7 @@ def pending(interrupts: Any) -> list[Mapping[str, Any]]:
         interrupts = [i for group in interrupts.values() for i in (group or [])]
     if not isinstance(interrupts, list):
         return []
-    return [i for i in interrupts if isinstance(i, Mapping) and "value" in i]
+    return [i for i in interrupts if isinstance(i, Mapping) and "value" in i and "id" in i]
 
 
 def _plan_question(value: Mapping[str, Any], where: str) -> str:
