@@ -26,7 +26,13 @@ from foreman import Context, build_graph
 from foreman.core.schemas import Subtask
 from foreman.workers.base import DependencyResult, WorkerInput
 from foreman.workers.declared.config import Loaded, RemoteGraphWorker, WorkersFile
-from foreman.workers.declared.outputs import Shape, TextOutput, render_text
+from foreman.workers.declared.outputs import (
+    ResultOutput,
+    Shape,
+    TextOutput,
+    render_result,
+    render_text,
+)
 from foreman.workers.declared.remote_graph import THREADS, make_runner, remote_model, run_input
 from foreman.workers.declared.remote_state import question_of, read_answer, resume_value
 from tests.support.langgraph_dev import DevServer
@@ -388,32 +394,63 @@ async def test_a_foreman_on_a_server_delegates_without_blocking_its_event_loop(
     assert values["usage"][f"remote:{remote.url}/capitals"]["calls"] == 1
 
 
+def runner_for(url: str, graph: str, *, schema: dict[str, Any] | None = None, **more: Any) -> Any:
+    """The runner of a `remote_graph` declaration, called directly (no parent graph)."""
+    given = {"kind": "remote_graph", "capability": "c", "description": "d", **more}
+    decl = RemoteGraphWorker.model_validate({**given, "url": url, "graph": graph})
+    loaded = Loaded(path=Path("workers.toml"), text="", file=WorkersFile())
+    shape = (
+        Shape(TextOutput, None, render_text)
+        if schema is None
+        else Shape(ResultOutput, {"title": "Capital", **schema}, render_result)
+    )
+    return make_runner("w", decl, loaded, shape)
+
+
 @pytest.mark.server
 async def test_an_http_error_an_odd_server_or_a_missing_key_is_a_failed_attempt(
     remote: DevServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     inp = WorkerInput(subtask=Subtask(id="s1", worker="w", objective="Capital of Peru?"))
-    shape = Shape(TextOutput, None, render_text)
-    loaded = Loaded(path=Path("workers.toml"), text="", file=WorkersFile())
     ctx = Context(**OFFLINE)
-    given = {"kind": "remote_graph", "capability": "c", "description": "d", "url": remote.url}
-    unknown = RemoteGraphWorker.model_validate({**given, "graph": "no-such-graph"})
-    run = await make_runner("w", unknown, loaded, shape)(inp, ctx)
+    run = await runner_for(remote.url, "no-such-graph")(inp, ctx)
     assert run["output"]["status"] == "failed"
     reason = run["output"]["error"]
     assert reason.startswith(f"the server at {remote.url} (no-such-graph) answered HTTP 422: ")
     assert "Invalid assistant: 'no-such-graph'" in reason  # the server's own words
     with not_langgraph() as url:  # answers every request with a JSON list
-        elsewhere = RemoteGraphWorker.model_validate({**given, "url": url, "graph": "g"})
-        run = await make_runner("w", elsewhere, loaded, shape)(inp, ctx)
+        run = await runner_for(url, "g")(inp, ctx)
     assert run["output"]["error"] == f"the server at {url} (g) sent an unexpected thread: []"
     monkeypatch.delenv("REMOTE_TEST_KEY", raising=False)
-    keyed = RemoteGraphWorker.model_validate(
-        {**given, "graph": "capitals", "api_key_env": "REMOTE_TEST_KEY"}
-    )
-    run = await make_runner("w", keyed, loaded, shape)(inp, ctx)
+    keyed = runner_for(remote.url, "capitals", api_key_env="REMOTE_TEST_KEY")
+    run = await keyed(inp, ctx)
     assert run["output"]["error"] == "the environment variable REMOTE_TEST_KEY is not set"
     monkeypatch.setenv("REMOTE_TEST_KEY", "k")  # `langgraph dev` takes any key
-    run = await make_runner("w", keyed, loaded, shape)(inp, ctx)
+    run = await keyed(inp, ctx)
     assert run["output"] == {"status": "done", "text": "The capital of Peru is Lima."}
     assert run["usage"]["calls"] == 1 and run["model"] == f"remote:{remote.url}/capitals"
+
+
+@pytest.mark.server
+async def test_a_remote_foreman_that_finds_nothing_is_not_found(remote: DevServer) -> None:
+    run = await runner_for(remote.url, "foreman", input="request")(
+        WorkerInput(subtask=Subtask(id="s1", worker="w", objective="Who won the 1966 World Cup?")),
+        Context(**OFFLINE),
+    )
+    assert run["output"]["status"] == "not_found"
+    assert run["output"]["error"].startswith("the remote Foreman ended unanswered: ")
+    assert run["usage"]["calls"] > 0  # its planner was asked
+
+
+@pytest.mark.server
+async def test_a_remote_answer_is_put_in_the_declared_schema_by_the_worker_s_model(
+    remote: DevServer,
+) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    run = await runner_for(remote.url, "capitals", schema=schema)(
+        WorkerInput(subtask=Subtask(id="s1", worker="w", objective="Capital of Kenya?")),
+        Context(**OFFLINE),
+    )
+    assert run["output"]["status"] == "done"
+    assert "Nairobi" in run["output"]["result"]["city"]
+    assert run["usage"]["calls"] == 2  # the remote graph's and the offline model's
