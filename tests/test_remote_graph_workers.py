@@ -25,7 +25,13 @@ from langgraph_sdk.client import LangGraphClient
 from foreman import Context, build_graph
 from foreman.core.schemas import Subtask
 from foreman.workers.base import DependencyResult, WorkerInput
-from foreman.workers.declared.config import Loaded, RemoteGraphWorker, WorkersFile
+from foreman.workers.declared.config import (
+    Loaded,
+    RemoteGraphWorker,
+    WorkersFile,
+    WorkersFileError,
+    load,
+)
 from foreman.workers.declared.outputs import (
     ResultOutput,
     Shape,
@@ -114,6 +120,15 @@ def test_the_subtask_goes_as_one_message_with_other_workers_results_as_data() ->
     # a Foreman plans its own output: it gets the objective and the data only
     request = run_input(decl.model_copy(update={"input": "request"}), inp)["request"]
     assert request.startswith("Describe the capital.\n\nWhat other workers found")
+
+
+def test_a_declaration_s_url_and_context_are_checked_with_the_line(tmp_path: Path) -> None:
+    body = remote_worker("far", "ftp://example.org", "g", 'description = "d"')
+    with pytest.raises(WorkersFileError, match=r"workers.toml:4: workers\.far\.url: an http"):
+        load(workers_file(tmp_path, body))
+    body = remote_worker("far", "http://h", "g", 'description = "d"', "context = 3")
+    with pytest.raises(WorkersFileError, match=r"workers.toml:\d+: workers\.far\.context: "):
+        load(workers_file(tmp_path, body))
 
 
 # --- a second server ------------------------------------------------------------------
