@@ -8,6 +8,7 @@ file the test writes. The first tests read the remote state and answers without 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import threading
@@ -21,10 +22,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import NotFoundError
 
 from foreman import Context, build_graph
 from foreman.core.schemas import Subtask
 from foreman.workers.base import DependencyResult, WorkerInput
+from foreman.workers.declared import remote_graph
 from foreman.workers.declared.config import (
     Loaded,
     RemoteGraphWorker,
@@ -469,3 +472,30 @@ async def test_a_remote_answer_is_put_in_the_declared_schema_by_the_worker_s_mod
     assert run["output"]["status"] == "done"
     assert "Nairobi" in run["output"]["result"]["city"]
     assert run["usage"]["calls"] == 2  # the remote graph's and the offline model's
+
+
+@pytest.mark.server
+async def test_a_second_attempt_while_the_first_runs_gets_a_thread_of_its_own(
+    remote: DevServer, remote_client: LangGraphClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a hedge: the same subtask again while its first attempt still runs on the remote
+    parent = f"parent-{uuid.uuid4()}"
+    monkeypatch.setattr(remote_graph, "parent_thread", lambda: parent)
+    inp = WorkerInput(subtask=Subtask(id="s1", worker="w", objective="Capital of Peru?"))
+    slow, ctx = runner_for(remote.url, "slow"), Context(**OFFLINE)
+    first = asyncio.ensure_future(slow(inp, ctx))
+    thread = remote_graph.thread_id("w", inp)
+    for _ in range(100):  # until its run is going there
+        with contextlib.suppress(NotFoundError):  # not created yet
+            if (await remote_client.threads.get(thread))["status"] == "busy":
+                break
+        await asyncio.sleep(0.1)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1):
+            await slow(inp, ctx)
+    runs = await remote_client.runs.list(thread)
+    assert [r["status"] for r in runs] == ["running"]  # the first attempt's, left alone
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    assert not [r for r in await remote_client.runs.list(thread) if r["status"] == "running"]

@@ -200,8 +200,8 @@ async def _run(client: LangGraphClient, decl: RemoteGraphWorker, thread: str, **
         thread,
         decl.graph,
         context=decl.context or None,
-        # a run an earlier attempt left going (cut off, not yet cancelled) gives way
-        multitask_strategy="rollback",
+        # never cut another attempt's run short (the server's default may queue behind it)
+        multitask_strategy="reject",
         **start,
     )
     run = str(_object(created, "run", decl).get("run_id"))
@@ -236,16 +236,19 @@ async def attempt(
     """
     thread = thread_id(name, inp)
     on = f"at {where(decl)}"
-    made = await client.threads.create(
-        thread_id=thread,
-        if_exists="do_nothing",
-        metadata={
-            "foreman_parent_thread": parent_thread(),
-            "foreman_worker": name,
-            "foreman_subtask": inp.subtask.id,
-        },
-    )
+    metadata = {
+        "foreman_parent_thread": parent_thread(),
+        "foreman_worker": name,
+        "foreman_subtask": inp.subtask.id,
+    }
+    made = await client.threads.create(thread_id=thread, if_exists="do_nothing", metadata=metadata)
     before = _object(made, "thread", decl)
+    if before.get("status") == "busy":
+        # another attempt at this subtask runs there (a hedge, or one a crash left going):
+        # this one gets a thread of its own rather than cut that run short
+        thread = str(uuid.uuid4())
+        made = await client.threads.create(thread_id=thread, metadata=metadata)
+        before = _object(made, "thread", decl)
     waiting = pending(before.get("interrupts"))
     if waiting:
         first = waiting[0]
