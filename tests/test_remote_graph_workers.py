@@ -160,7 +160,7 @@ def not_langgraph() -> Iterator[str]:
     """A loopback HTTP server that answers every request with `[]`."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
+        def do_POST(self) -> None:  # the name http.server calls
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -192,6 +192,10 @@ def remote_worker(name: str, url: str, graph: str, description: str, *extra: str
     return "\n".join(lines) + "\n\n"
 
 
+SAVER = InMemorySaver()
+"""The parent runs' checkpointer: a paused parent is resumed from it."""
+
+
 async def run_parent(
     file: str, request: str, thread: str | None = None, resume: Any = None, **settings: Any
 ) -> tuple[dict[str, Any], Any]:
@@ -203,9 +207,6 @@ async def run_parent(
     await graph.ainvoke(given, config, context=ctx)
     state = await graph.aget_state(config)
     return state.values, state.interrupts
-
-
-SAVER = InMemorySaver()
 
 
 def attempts_of(values: dict[str, Any], worker: str) -> list[dict[str, Any]]:
