@@ -200,6 +200,10 @@ async def one_attempt(
             started=started, duration_s=round(time.perf_counter() - t0, 4), refused=True,
         )  # fmt: skip
     by_model: dict[str, Usage] = {model: usage} if usage["calls"] else {}
+    if guard is not None:  # what the guard did not see (a remote agent's own calls) counts too
+        seen_in, seen_out = guard.spent_tokens
+        unseen = usage["input_tokens"] + usage["output_tokens"] - seen_in - seen_out
+        guard.ledger.settle((0.0, 0), max(0.0, usage["cost_usd"] - guard.spent_usd), max(0, unseen))
     if error is None and (spent := over_cap(spec, usage)):
         error = spent
     if error is not None:

@@ -210,6 +210,17 @@ def _route(part: str, declared: dict[str, str]) -> str | None:
     return best if len(shared) >= ROUTE_SHARED else None
 
 
+def addressed(part: str, worker: str) -> str:
+    """A part's request without the words that address it to `worker` ("Ask the heat
+    expert: ...", "... with the unit converter."): what the worker is asked."""
+    name = r"[\s_-]+".join(re.escape(w) for w in re.split(r"[_-]", worker))
+    who = rf"(?:the\s+)?{name}(?:\s+(?:agent|worker|server))?"
+    text = re.sub(rf"^(?:please\s+)?(?:ask|tell|have|get)\s+{who}(?:\s*[:,]\s*|\s+to\s+|\s+)",
+                  "", part, count=1, flags=re.I)  # fmt: skip
+    text = re.sub(rf"\s+(?:with|using|via|through|by)\s+{who}(?=[.?!]?$)", "", text, flags=re.I)
+    return text[:1].upper() + text[1:] if text.strip() else part
+
+
 def routed_plan(
     request: str, declared: dict[str, str], workers: list[str], max_subtasks: int
 ) -> dict[str, Any] | None:
@@ -221,6 +232,8 @@ def routed_plan(
     routed = []
     for part in _parts(request):
         worker = _route(part, declared) if declared else None
+        if worker is not None:
+            part = addressed(part, worker)
         if worker is None:
             if "research" not in workers or len(keywords(part)) < 3:
                 continue
