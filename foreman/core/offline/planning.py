@@ -212,7 +212,8 @@ def _route(part: str, declared: dict[str, str]) -> str | None:
 
 def addressed(part: str, worker: str) -> str:
     """A part's request without the words that address it to `worker` ("Ask the heat
-    expert: ...", "... with the unit converter."): what the worker is asked."""
+    expert: ...", "... with the unit converter."): what the worker is asked.
+    """
     name = r"[\s_-]+".join(re.escape(w) for w in re.split(r"[_-]", worker))
     who = rf"(?:the\s+)?{name}(?:\s+(?:agent|worker|server))?"
     text = re.sub(rf"^(?:please\s+)?(?:ask|tell|have|get)\s+{who}(?:\s*[:,]\s*|\s+to\s+|\s+)",
