@@ -211,8 +211,10 @@ def _route(part: str, declared: dict[str, str]) -> str | None:
 
 
 def addressed(part: str, worker: str) -> str:
-    """A part's request without the words that address it to `worker` ("Ask the heat
-    expert: ...", "... with the unit converter."): what the worker is asked.
+    """What a part of the request asks `worker`, without the words that address it.
+
+    "Ask the heat expert: How do heat pumps work?" asks the heat expert "How do heat pumps
+    work?"; "Convert 3 miles with the unit converter." asks it "Convert 3 miles.".
     """
     name = r"[\s_-]+".join(re.escape(w) for w in re.split(r"[_-]", worker))
     who = rf"(?:the\s+)?{name}(?:\s+(?:agent|worker|server))?"
