@@ -139,7 +139,7 @@ async def execute_subtask(
             sender=job.get("sender"),
             attempt=len(attempts) + 1,
         )
-        if not attempts:  # before dispatching: what its first attempt is expected to cost
+        if not attempts and budgeted(ctx):  # before dispatching: its first attempt's cost
             refused = refusal(hist, current, inp, ledger, ctx)
             if refused:
                 break
@@ -188,6 +188,11 @@ async def execute_subtask(
     return await finish_refused(job, sub, refused or "", attempts, registry, tried, store)
 
 
+def budgeted(ctx: Context) -> bool:
+    """Whether the run has a budget a call could be refused under."""
+    return bool(ctx.max_cost_usd or ctx.max_total_tokens or ctx.max_subtask_cost_usd)
+
+
 def refusal(
     hist: History, current: Try, inp: WorkerInput, ledger: Ledger, ctx: Context
 ) -> str | None:
@@ -222,9 +227,15 @@ async def attempt_or_hedge(
     """
     spent = sum(a["usage"]["cost_usd"] for a in attempts)
 
-    def start(t: Try) -> tuple[asyncio.Task[Outcome], BudgetGuard]:
+    def start(t: Try) -> tuple[asyncio.Task[Outcome], BudgetGuard | None]:
         spec = registry[t.worker]
-        guard = BudgetGuard(ledger, hist, t.worker, t.ctx, subtask_spent_usd=spent)
+        # The guard refuses calls past a budget, and counts what a cancelled hedge spent;
+        # without either there is nothing for it to do (it costs a traced run per call).
+        guard = (
+            BudgetGuard(ledger, hist, t.worker, t.ctx, subtask_spent_usd=spent)
+            if budgeted(ctx) or ctx.hedge_percentile
+            else None
+        )
         emit(
             "attempt",
             subtask=sub.id,
@@ -274,19 +285,22 @@ async def marked(attempt: Any, t: Try) -> Outcome:
     return outcome
 
 
-async def cancelled(task: asyncio.Task[Outcome], guard: BudgetGuard, t: Try) -> Outcome:
+async def cancelled(task: asyncio.Task[Outcome], guard: BudgetGuard | None, t: Try) -> Outcome:
     """Cancel a losing attempt; what it spent before is counted, marked cancelled."""
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
         pass
-    guard.release_open()
-    tokens_in, tokens_out = guard.spent_tokens
+    tokens_in = tokens_out = 0
+    spent_usd = 0.0
+    if guard is not None:  # always there when hedging (see `start`)
+        guard.release_open()
+        (tokens_in, tokens_out), spent_usd = guard.spent_tokens, guard.spent_usd
     usage: Usage = {
         "input_tokens": tokens_in,
         "output_tokens": tokens_out,
-        "cost_usd": round(guard.spent_usd, 8),
+        "cost_usd": round(spent_usd, 8),
         "calls": 0,
     }
     reason = "cancelled: the other attempt answered first"
