@@ -1,14 +1,15 @@
 """The `foreman` command: run, resume, list, inspect and fork orchestrated runs.
 
-Commands live in `running` (run, resume) and `history` (threads, show, rerun, delete,
-expire); importing them registers them on the one Typer `app` from `common`.
+Commands live in `running` (run, resume), `history` (threads, show, rerun, delete,
+expire), `workers` and `stats`; importing them registers them on the one Typer `app` from
+`common`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from foreman.cli import history, running, workers  # noqa: F401  (registers their commands)
+from foreman.cli import history, running, stats, workers  # noqa: F401  (registers commands)
 from foreman.cli.common import app, console
 from foreman.examples import EXAMPLES
 
