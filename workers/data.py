@@ -249,6 +249,8 @@ def spec() -> WorkerSpec:
         "in the objective) by running pandas or SQL in a sandbox; returns tables and "
         "PNG plots",
         graph=build(),
+        # the datasets it reads, and where its plots are (a reused result links to them)
+        reads=("datasets_dir", "artifacts_dir"),
         output_schema=AnalysisResult,
         check=check_analysis,
         render=render_analysis,

@@ -295,6 +295,7 @@ def spec() -> WorkerSpec:
         description="searches the local document corpus (BM25), and the web when "
         "configured, and returns findings that cite the passages they come from",
         graph=build(),
+        reads=("corpus_dir", "web_search"),
         output_schema=ResearchFindings,
         check=check_findings,
         render=render_findings,

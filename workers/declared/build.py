@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache
 from importlib import import_module
@@ -27,7 +28,7 @@ from foreman.workers.declared.config import (
     load,
 )
 from foreman.workers.declared.outputs import Shape, shape_of
-from foreman.workers.spec import Runner, WorkerRun, WorkerSpec
+from foreman.workers.spec import Runner, WorkerRun, WorkerSpec, hash_parts
 
 # The kinds whose runner needs an optional package live in their own modules, imported
 # only when a file declares one: `make_runner(name, decl, loaded, shape) -> Runner`.
@@ -223,9 +224,30 @@ def specs_of(loaded: Loaded, known: Collection[str]) -> list[WorkerSpec]:
                 timeout_s=decl.timeout_s,
                 max_tokens=decl.max_tokens,
                 max_cost_usd=decl.max_cost_usd,
+                version=declared_version(name, decl, loaded, shape),
+                cacheable=decl.cache if decl.cache is not None else isinstance(decl, PromptWorker),
             )
         )
     return specs
+
+
+def declared_version(name: str, decl: WorkerBase, loaded: Loaded, shape: Shape) -> str:
+    """A declared worker's version: its declaration, prompt file, output schema and servers.
+
+    What the declaration says (inline prompt, model, rules, tools, URL) in full; the text of
+    its prompt file; its output's JSON schema (a schema file's too); the MCP servers it
+    uses. An edited declaration or prompt is a new version, and reuses no old result.
+    """
+    parts = [name, decl.model_dump_json(), json.dumps(shape.model.model_json_schema())]
+    if decl.prompt_file:
+        try:
+            parts.append(loaded.resolve(decl.prompt_file).read_text("utf-8"))
+        except OSError:
+            pass  # `system_prompt` reports it with the line, where the prompt is used
+    for server in getattr(decl, "servers", []):
+        found = loaded.file.mcp_servers.get(server)
+        parts.append(found.model_dump_json() if found is not None else server)
+    return hash_parts(parts)
 
 
 @lru_cache(maxsize=8)

@@ -95,6 +95,12 @@ class WorkerBase(Strict):
     timeout_s: float | None = Field(default=None, gt=0, description="Limit of one attempt.")
     max_tokens: int = Field(default=0, ge=0, description="Token cap of one attempt (0: none).")
     max_cost_usd: float = Field(default=0.0, ge=0, description="USD cap of one attempt.")
+    cache: bool | None = Field(
+        default=None,
+        description="Whether a later run may reuse an accepted result for the same subtask, "
+        "inputs and model. Default: yes for `prompt` workers; no for the others, whose "
+        "tools or remote agents may read live data or act.",
+    )
 
 
 class PromptWorker(WorkerBase):

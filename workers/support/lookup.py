@@ -148,6 +148,8 @@ def spec() -> WorkerSpec:
         description="reads the customer's account and orders from the shop database "
         "(parameterized SQL, no model), using identifiers from its inputs or objective",
         tool=lookup,
+        # live, per-person data: an order ships, an address changes; never reused
+        cacheable=False,
         output_schema=LookupResult,
         check=check_lookup,
         render=render_lookup,

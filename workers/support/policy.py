@@ -186,6 +186,7 @@ def spec() -> WorkerSpec:
         description="finds the written customer-service rules that apply to a "
         "request and quotes them word for word",
         graph=build(),
+        reads=("policy_path",),
         output_schema=PolicyDecision,
         check=check_policy,
         render=render_policy,
