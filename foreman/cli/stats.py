@@ -157,4 +157,6 @@ def stats(
     for line in table_of(groups, by):
         console.print(line, soft_wrap=True, highlight=False, markup=False)
     say(LEGEND)
-    say(f"{len(chosen)} attempt(s) from {len({r['thread_id'] for r in chosen})} run(s)")
+    hits = sum(bool(r.get("cached")) for r in chosen)
+    runs = len({r["thread_id"] for r in chosen})
+    say(f"{len(chosen) - hits} attempt(s) and {hits} cache hit(s) from {runs} run(s)")
