@@ -90,6 +90,10 @@ class Progress:
                 f"{event['subtask']}: verdict {event['verdict']}"
                 + (f" — {row.note}" if row.note else "")
             )
+        elif kind == "cache_hit":
+            row = self.rows.setdefault(event["subtask"], Row(worker=event["worker"]))
+            row.model, row.note = event["model"], f"cached from {event['origin']}"
+            self._log(f"{event['subtask']}: cache hit, reusing {event['origin']} ({row.model})")
         elif kind == "subtask":
             row = self.rows.setdefault(event["id"], Row(worker=event.get("worker", "?")))
             row.status = event["status"]

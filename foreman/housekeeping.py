@@ -12,6 +12,7 @@ from langgraph.store.base import BaseStore, GetOp
 from langgraph.types import StateSnapshot
 
 from foreman.listing import thread_ids
+from foreman.orchestration import result_cache
 from foreman.orchestration.outputs import (
     OUTPUTS,
     forget_thread,
@@ -47,6 +48,7 @@ async def delete_thread(saver: BaseCheckpointSaver, store: BaseStore, thread_id:
     keys = await registered_keys(store, thread_id)
     await saver.adelete_thread(thread_id)  # Foreman's savers forget the uses themselves
     await forget_thread(store, thread_id)
+    await result_cache.forget_thread(store, thread_id)  # its cached results hold its outputs
     left = await store.abatch([GetOp(OUTPUTS, key) for key in keys])
     return sum(item is None for item in left)
 

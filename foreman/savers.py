@@ -6,10 +6,10 @@ checkpointer alone (`adelete_thread`, `acopy_thread`), so with the stock savers 
 left the outputs behind and a copy did not register its use of them: deleting the original
 afterwards dropped outputs the copy still needed. These savers, given the store
 (`outputs_store`), keep the registrations in step: deleting a thread forgets its uses
-(dropping outputs nobody else uses), and copying a thread registers the copy's uses. They
-also implement what the stock savers lack and the server calls: `adelete_for_runs` (its
-`multitask_strategy="rollback"`) on both, and `aprune` (thread TTL, `/threads/prune`) on
-SQLite; a pruned-away thread forgets its outputs on both.
+(dropping outputs nobody else uses, and the cached results it made), and copying a thread
+registers the copy's uses. They also implement what the stock savers lack and the server
+calls: `adelete_for_runs` (its `multitask_strategy="rollback"`) on both, and `aprune`
+(thread TTL, `/threads/prune`) on SQLite; a pruned-away thread forgets its outputs on both.
 
 The PostgreSQL saver is in `foreman.postgres`, imported only for a PostgreSQL database (the
 postgres extra).
@@ -26,6 +26,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore
 
 from foreman.core.text import nesting_depth
+from foreman.orchestration import result_cache
 from foreman.orchestration.outputs import forget_thread, share_uses
 
 
@@ -104,6 +105,7 @@ class KeepsOutputsInStep(BaseCheckpointSaver):
         await super().adelete_thread(thread_id)
         if self.outputs_store is not None:
             await forget_thread(self.outputs_store, thread_id)
+            await result_cache.forget_thread(self.outputs_store, thread_id)  # hold its outputs
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy the thread's checkpoints, then register the copy as a user of its outputs."""
@@ -121,6 +123,7 @@ class KeepsOutputsInStep(BaseCheckpointSaver):
         if strategy == "delete" and self.outputs_store is not None:
             for thread_id in thread_ids:
                 await forget_thread(self.outputs_store, str(thread_id))
+                await result_cache.forget_thread(self.outputs_store, str(thread_id))
 
 
 class SqlitePruning(AsyncSqliteSaver):

@@ -98,6 +98,13 @@ def _attempt_lines(att: dict[str, Any], max_chars: int | None) -> list[str]:
         f"{u['input_tokens']}+{u['output_tokens']} tokens, ${u['cost_usd']:.4f}, "
         f"worker said {att['status']}, verdict **{att['verdict']}**{fb}"
     ]
+    if att.get("cached") and (origin := att.get("cached_from")):
+        made = time.strftime("%Y-%m-%d %H:%M", time.localtime(origin["created_at"]))
+        lines.append(
+            f"  - cache hit: reused the result of `{origin['subtask_id']}` in thread "
+            f"`{origin['thread_id']}` ({made}), key {origin['key'][:16]}…; it cost "
+            f"${origin['usage']['cost_usd']:.4f} and {origin['duration_s']:.2f}s then"
+        )
     inp = att.get("input") or {}
     lines.append(f"  - input: {inp.get('objective', '')}")
     if inp.get("dependencies"):

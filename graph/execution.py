@@ -16,7 +16,7 @@ from foreman.core.context import Context
 from foreman.core.redact import redact
 from foreman.core.schemas import Subtask
 from foreman.core.state import AttemptRecord, SubtaskRecord, Usage, empty_usage, sum_usage
-from foreman.orchestration import history, outputs
+from foreman.orchestration import history, outputs, result_cache
 from foreman.orchestration.attempts import (
     ATTEMPT_DURABILITY,
     SUBTASK_TAG,
@@ -126,6 +126,9 @@ async def execute_subtask(
         return Try(name, on_rung(ctx, name, ladder, rung), rung, label=registry[name].model_label)
 
     current = first_try(worker)
+    # Cross-run cache: an identical subtask accepted in an earlier run is reused, no attempt.
+    if (hit := await result_cache.reuse(job, registry[worker], deps, current.ctx)) is not None:
+        return await outputs.stow(hit)
     attempts: list[AttemptRecord] = []
     on_worker = 0
     refused: str | None = None
@@ -184,6 +187,8 @@ async def execute_subtask(
             on_worker = 0
             feedback = main.problems
             continue
+        if verdict == "accept":  # Cross-run cache: kept for identical subtasks of later runs
+            await result_cache.remember(job, spec, deps, current.ctx, main.output, attempts)
         return await finish(job, sub, main, verdict, attempts, registry, tried, store)
     return await finish_refused(job, sub, refused or "", attempts, registry, tried, store)
 

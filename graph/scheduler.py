@@ -46,7 +46,7 @@ from foreman.core.state import (
     add_usage,
     empty_usage,
 )
-from foreman.orchestration import quorum
+from foreman.orchestration import quorum, result_cache
 from foreman.orchestration.audit import emit, event, total_usage, with_settings
 from foreman.orchestration.budget import Ledger
 from foreman.orchestration.conversation import messages_streamed, progress_message
@@ -368,7 +368,7 @@ def make_dispatch(
                 statuses[sid] = rec["status"]
                 board.spent = add_usage(board.spent, rec["usage"])
                 board.stop_reason = board.stop_reason or over_budget(ctx, board.spent)
-                audit.append(report_result(rec))
+                audit += [report_result(rec), *result_cache.audit_events(rec)]
                 if by_id[sid].group is not None and rec["status"] in quorum.COUNTED:
                     audit += cancel_spare(board, statuses)
                 if streamed:  # to chat clients (messages mode) as it happens; not in state

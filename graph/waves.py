@@ -19,7 +19,7 @@ from langgraph.types import Send
 
 from foreman.core.context import Context
 from foreman.core.state import USABLE, AuditEvent, State, SubtaskRecord
-from foreman.orchestration import quorum
+from foreman.orchestration import quorum, result_cache
 from foreman.orchestration.audit import emit, event, total_usage
 from foreman.orchestration.budget import LEDGERS, Ledger, register
 from foreman.orchestration.execution import Job, execute_subtask
@@ -155,7 +155,7 @@ def make_worker_node(
         return {
             "results": {rec["id"]: rec},
             "usage": usage_by_model([rec]),
-            "audit": [report_result(rec)],
+            "audit": [report_result(rec), *result_cache.audit_events(rec)],
         }
 
     return worker

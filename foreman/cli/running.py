@@ -95,6 +95,21 @@ def run(
         ),
     ] = sys.stdin.isatty(),
     durability: DurabilityOption = "sync",
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Neither reuse results of earlier runs nor keep this run's for later ones.",
+        ),
+    ] = False,
+    refresh_cache: Annotated[
+        bool,
+        typer.Option(
+            "--refresh-cache",
+            help="Run every subtask even when an earlier run's result could be reused, and "
+            "keep the new results for later runs (README, Run history and the cache).",
+        ),
+    ] = False,
 ) -> None:
     """Plan and run a request; shows live progress, then the answer and its audit trail.
 
@@ -114,6 +129,8 @@ def run(
         console.print(f"example [bold]{example}[/]: {EXAMPLES[example].pattern}")
     if not request or not clean_text(request).strip():
         raise fail("give a request, or --example NAME (see `foreman examples`)")
+    if no_cache and refresh_cache:
+        raise fail("give --no-cache or --refresh-cache, not both")
     thread = thread or uuid.uuid4().hex[:12]
     db = checked(db, thread)
     check_durability(durability)
@@ -137,6 +154,7 @@ def run(
                 "max_subtasks": max_subtasks,
                 "max_total_tokens": max_tokens,
                 "max_cost_usd": max_cost,
+                "cache": "off" if no_cache else "refresh" if refresh_cache else None,
                 "corpus_dir": str(corpus.resolve()) if corpus else None,
                 # absolute: the run's settings keep it, and a resume may start elsewhere
                 "workers_file": str(workers_file.resolve()) if workers_file else None,

@@ -23,6 +23,8 @@ def _env(name: str, default: str) -> str:
 StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
 Scheduler = Literal["dataflow", "waves"]
 WorkerDurability = Literal["async", "exit"]
+CacheMode = Literal["use", "refresh", "off"]
+WEEK_S = 7 * 86400.0
 
 
 def _choice(name: str, default: str, choices: Any) -> Any:
@@ -96,6 +98,22 @@ class Context:
             "description": "A TOML file declaring more workers (prompts, tool-using agents, "
             "MCP tools, remote LangGraph or A2A agents); empty: the built-in workers only. "
             "README, Workers."
+        },
+    )
+    cache: CacheMode = field(
+        default_factory=lambda: _choice("FOREMAN_CACHE", "use", CacheMode),
+        metadata={
+            "description": "Cross-run result cache: use (reuse an accepted result of an "
+            "identical subtask, same inputs, model and worker version, from an earlier run; "
+            "store new ones), refresh (run every subtask, and store its result over the old "
+            "one) or off (neither)."
+        },
+    )
+    cache_ttl_s: float = field(
+        default_factory=lambda: float(_env("FOREMAN_CACHE_TTL_S", str(WEEK_S))),
+        metadata={
+            "description": "How long a cached result may be reused, in seconds (default a "
+            "week; 0 turns the cache off)."
         },
     )
     review_plan: bool = field(

@@ -79,6 +79,23 @@ class ToolCallRecord(TypedDict):
     """What the tool returned (or its error), cut to 500 characters."""
 
 
+class CacheOrigin(TypedDict):
+    """Where a result reused from the cross-run cache was first made."""
+
+    key: str
+    """The cache key (SHA-256 of worker, version, model, subtask spec and inputs)."""
+    thread_id: str
+    """The run that made it."""
+    subtask_id: str
+    """Its subtask there."""
+    created_at: float
+    """Unix time it was stored."""
+    usage: Usage
+    """What making it cost then: what this run saved."""
+    duration_s: float
+    """How long making it took then."""
+
+
 class AttemptRecord(TypedDict):
     """One worker attempt on one subtask and the validator's verdict on it."""
 
@@ -114,6 +131,10 @@ class AttemptRecord(TypedDict):
     """The tool calls of a tool-using worker (agent, MCP), in order."""
     hedged: NotRequired[bool]
     """A hedge: started because the attempt before it ran late (`Context.hedge_percentile`)."""
+    cached: NotRequired[bool]
+    """True when no worker ran: the result was reused from an earlier run (`cached_from`)."""
+    cached_from: NotRequired[CacheOrigin]
+    """The cache entry a reused result came from."""
 
 
 class SubtaskRecord(TypedDict):
