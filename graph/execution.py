@@ -60,6 +60,8 @@ class Job(TypedDict):
     """A person's retry at an escalation: another `model`, a `note` for the worker."""
     ledger: NotRequired[str]
     """Waves mode: the id of the round's budget ledger (`budget.LEDGERS`)."""
+    rerun: NotRequired[bool]
+    """`foreman rerun` marked the subtask: run it again, not from the cross-run cache."""
 
 
 @dataclasses.dataclass

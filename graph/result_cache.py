@@ -14,7 +14,8 @@ is `use`, `refresh` (the bypass: run, and store the new result over the old) or 
 
 Only results the validator accepted are stored, and never for a worker that is not
 `cacheable` (live, per-person data: the shop lookup), nor for a subtask a person took part
-in (an answer to its question, a retry they asked for): that work depended on them.
+in (an answer to its question, a retry they asked for): that work depended on them. A
+subtask `foreman rerun` marks runs again: its new result replaces the cached one.
 
 A hit is an accepted record with one attempt marked `cached`, naming where it came from
 (`cached_from`), on the model that made it, costing nothing in this run; the audit trail
@@ -120,7 +121,7 @@ async def reuse(
     Called before the first attempt. A hit is recorded in the run history as one.
     """
     store = outputs.run_store()
-    if store is None or ctx.cache != "use" or not _eligible(job, spec, ctx):
+    if store is None or ctx.cache != "use" or job.get("rerun") or not _eligible(job, spec, ctx):
         return None
     t0 = time.perf_counter()
     sub = Subtask.model_validate(job["subtask"])

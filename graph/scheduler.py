@@ -216,6 +216,8 @@ def new_job(
     rec = (state.get("results") or {}).get(sub.id)
     if rec and rec["status"] == "rerun" and rec.get("retry") and rec["fingerprint"] == fingerprint:
         job["retry"] = rec["retry"]  # a person's retry at an escalation
+    if rec and rec["status"] == "rerun":
+        job["rerun"] = True  # asked to run again: the cache is refreshed, not read
     return job
 
 
