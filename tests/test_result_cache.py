@@ -198,3 +198,24 @@ def test_off_neither_reads_nor_writes(models: Any, cli: Any) -> None:
     assert {e["thread_id"] for e in entries().values()} == {"t2"}
     both = cli("run", REQUEST, "--no-cache", "--refresh-cache")
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_a_declared_workers_version_is_its_declaration_and_prompt(tmp_path: Any) -> None:
+    from foreman.workers.declared.build import specs_of
+    from foreman.workers.declared.config import load
+
+    (tmp_path / "brief.md").write_text("Answer in one sentence.")
+    file = tmp_path / "workers.toml"
+    file.write_text(
+        '[workers.brief]\nkind = "prompt"\ncapability = "answers"\n'
+        'description = "answers in one sentence"\nprompt_file = "brief.md"\nrole = "planner"\n'
+        '\n[workers.tools]\nkind = "agent"\ncapability = "tools"\ndescription = "uses tools"\n'
+        'tools = ["tests.support.declared_tools:miles_to_km"]\n'
+    )
+    brief, tools = specs_of(load(file), ())
+    assert brief.cacheable and not tools.cacheable  # an agent's tools may read live data
+    assert brief.model_for(Context(planner_model="scripted:planner")) == "scripted:planner"
+    (tmp_path / "brief.md").write_text("Answer in two sentences.")
+    assert specs_of(load(file), ())[0].version != brief.version
+    file.write_text(file.read_text().replace('kind = "agent"', 'kind = "agent"\ncache = true'))
+    assert specs_of(load(file), ())[1].cacheable
