@@ -82,7 +82,11 @@ def serve(
     """Run `langgraph dev` for a fixture; the SDK's httpx client must not use a proxy."""
     try:
         with (
-            langgraph_dev.dev_server(workdir, env, graphs, jobs) as server,
+            # Tests run the same requests again and count the model calls each makes: a
+            # result reused from an earlier test would change them (the cache has its own).
+            langgraph_dev.dev_server(
+                workdir, {"FOREMAN_CACHE": "off", **env}, graphs, jobs
+            ) as server,
             pytest.MonkeyPatch.context() as mp,
         ):
             for var in langgraph_dev.PROXY_VARS:
