@@ -120,6 +120,16 @@ def starts(lines: list[str]) -> Counter[str]:
     return Counter(w[1] for w in words if len(w) == 2 and w[0] == "start" and w[1] in DAG)
 
 
+def ignores(pid: int, sig: int) -> bool | None:
+    """Whether process `pid` ignores `sig` (SIG_IGN), from /proc; None where it cannot tell."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    ignored = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn"))
+    return bool(int(ignored, 16) >> (sig - 1) & 1)
+
+
 def start_and_kill(
     ctx: ForkServerContext,
     db: str,
@@ -148,10 +158,13 @@ def start_and_kill(
         if child.exitcode is None:  # still running: say where it is stuck before killing it
             os.kill(child.pid, signal.SIGUSR1)
             time.sleep(1)
-            stacks = Path(f"{log}.stacks")
+            stacks, tasks = Path(f"{log}.stacks"), Path(f"{log}.tasks")
             raise AssertionError(
-                f"the child outlived signal {sig} by 30 s; its threads:\n"
+                f"the child outlived signal {sig} by 30 s (ignoring it: {ignores(child.pid, sig)})"
+                "; its threads:\n"
                 + (stacks.read_text() if stacks.exists() else "(no dump)")
+                + "\nits asyncio tasks:\n"
+                + (tasks.read_text() if tasks.exists() else "(no dump)")
             )
     finally:
         if child.exitcode is None:

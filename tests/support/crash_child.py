@@ -202,11 +202,31 @@ async def uninterrupted(thread: str = "reference") -> dict[str, Any]:
     return await invoke(InMemorySaver(), thread, resume=False)
 
 
+def dump_tasks(path: str) -> None:
+    """Write every pending asyncio task of the running loop with its stack to `path`."""
+    try:
+        tasks = asyncio.all_tasks()
+    except RuntimeError:  # no running loop
+        tasks = set()
+    with open(path, "w", encoding="utf-8") as fh:
+        for t in tasks:
+            fh.write(f"{t!r}\n")
+            t.print_stack(file=fh)
+            fh.write("\n")
+
+
 def main(db: str, thread: str, phase: str, log: str, env: dict[str, str] | None = None) -> None:
     """Child entry point: start the request and hold it in `phase` until killed."""
     os.environ.update(env or {}, SIM_LOG=log)
-    # SIGUSR1 dumps every thread's stack: what a child that outlives its kill is doing
-    faulthandler.register(signal.SIGUSR1, file=open(f"{log}.stacks", "w"), all_threads=True)  # noqa: SIM115
+    # SIGUSR1 dumps every thread's stack and every asyncio task's: what a child that
+    # outlives its kill is doing (the tasks from a Python handler, run once the loop wakes)
+    signal.signal(signal.SIGUSR1, lambda *_: dump_tasks(f"{log}.tasks"))
+    faulthandler.register(
+        signal.SIGUSR1,
+        file=open(f"{log}.stacks", "w"),  # noqa: SIM115
+        all_threads=True,
+        chain=True,
+    )
     asyncio.run(run(db, thread, resume=False, phase=PHASES[phase]))
 
 
