@@ -319,15 +319,10 @@ async def test_sigkill_with_the_waves_scheduler(
     )
 
 
-@pytest.mark.skip(
-    reason="known bug, under investigation: in a full `make test` from a clean clone (3 of 3 "
-    "runs on 2026-12-06, never alone) the first SIGINT mid-dispatch did not stop the child: "
-    "its event loop sat idle with the run's task still pending, the cancellation swallowed. "
-    "The stack dump this test now takes on a hang is in the session note; see README, Tests"
-)
 async def test_ctrl_c_mid_dispatch_then_resume(
     forkserver: ForkServerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Ctrl-C (SIGINT) while c and d work: the child stops; the resume is a SIGKILL's."""
     await kill_and_resume(
         forkserver,
         f"sqlite:{tmp_path / 'runs.sqlite'}",

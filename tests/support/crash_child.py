@@ -227,6 +227,16 @@ def main(db: str, thread: str, phase: str, log: str, env: dict[str, str] | None 
         all_threads=True,
         chain=True,
     )
+    # The child stands for a `foreman run` in a terminal, where Ctrl-C raises
+    # KeyboardInterrupt. A test run started as a background job of a non-interactive shell
+    # (`.ci/run &`) has SIGINT ignored: POSIX has such a job inherit SIG_IGN for SIGINT and
+    # SIGQUIT (Shell Command Language, 2.11 Signals and Error Handling), the fork server
+    # and its children keep it (`multiprocessing.forkserver` restores the disposition it
+    # started with), Python installs no handler over it, and the test's SIGINT was
+    # dropped: the run went on, held in its workers. A terminal's foreground job has the
+    # default, so the child sets that (Foreman itself keeps an inherited SIG_IGN, as it
+    # should: that is how a shell keeps its background jobs out of Ctrl-C).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     asyncio.run(run(db, thread, resume=False, phase=PHASES[phase]))
 
 
