@@ -193,3 +193,60 @@ def test_listing_threads_reads_the_checkpointer_without_the_graph(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ctrl_c_mid_dispatch_stops_the_run_and_resume_finishes_it(cli):
+    """Ctrl-C while two workers wait on their model: `foreman run` stops within seconds,
+    says how to go on, exits 130; `foreman resume` then finishes the run."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    with socket.create_server(("127.0.0.1", 0)) as model:  # accepts calls, never answers
+        model.settimeout(60)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(root),
+            "HANG_BASE_URL": f"http://127.0.0.1:{model.getsockname()[1]}/v1",
+            "HANG_API_KEY": "test",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+        for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+            env.pop(var, None)
+        command = ["run", REQUEST, "--thread", "c1", "--model", "worker=hang:m", "--no-ask"]
+        child = subprocess.Popen(
+            [sys.executable, "-m", "foreman", *command],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            # as a terminal starts it: a test run started in the background (`.ci/run &`)
+            # would pass on SIGINT ignored, see tests/support/crash_child.py
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        calls = []
+        try:
+            calls = [model.accept()[0] for _ in range(2)]  # r1 and r2, dispatched together
+            child.send_signal(signal.SIGINT)
+            sent = time.monotonic()
+            _, errors = child.communicate(timeout=30)
+            took = time.monotonic() - sent
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+            for call in calls:
+                call.close()
+    assert child.returncode == 130, errors
+    assert "Interrupted. Progress is checkpointed: foreman resume c1" in errors
+    assert took < 5, f"{took:.1f} s from SIGINT to exit"  # well under 1 s on two busy cores
+    assert "stopped at dispatch (resumable)" in cli("threads").output
+    result = cli("resume", "c1", "--model", "worker=offline", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads(cli("show", "c1", "--format", "json").output)["status"] == "done"
