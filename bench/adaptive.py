@@ -1,6 +1,6 @@
 """Spend less, finish sooner: Foreman adaptive against always-the-strong-model, side by side.
 
-Run from the repository root (about a minute)::
+Run from the repository root (about four minutes)::
 
     .venv/bin/python -m bench.adaptive [--requests 200] [--seed 7]
 
@@ -24,17 +24,21 @@ structured answers by capability (research, writing): the failed answer says
 the offline engines report for the prompt and the answer. Draws are seeded by the model,
 the prompt and how many times that prompt was sent, so both modes meet the same luck.
 
-The two modes
-=============
+The modes
+=========
 - baseline: every role on `sim:strong`; no ladder, no hedging, no cache.
 - adaptive: planner and synthesizer on `sim:strong` as before; research and writer on the
   ladder `sim:nano` → `sim:mini` → `sim:strong` (`cascade_target` 0.9), hedging at the
-  90th percentile of a worker's latency, and the cross-run cache (when Foreman has it).
+  90th percentile of a worker's latency, and the cross-run cache.
+- adaptive without cache: the same with the cache off, to show the cascade and hedging on
+  their own (reported beside the headline figures, not in them).
 
 Each mode has a store of its own, so the adaptive mode's history starts empty and is
 learned during the run. Cost per accepted request = all the mode's cost / its requests that
 ended `done`. Latency is each request's wall time. An overrun is a request whose cost went
-past its budget.
+past its budget. The budget of `BUDGET_USD` rarely binds, so the first 40 requests run
+again under `TIGHT_BUDGET_USD`, in both modes: there budgets refuse work, and the overruns
+counted are those of all the adaptive runs.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ from foreman.core.offline.model import OfflineChatModel
 RESULTS = Path(__file__).resolve().parent / "results" / "adaptive.json"
 REQUESTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "requests.json"
 BUDGET_USD = 0.25
+TIGHT_BUDGET_USD = 0.03  # below what most reports cost on the strong model alone
 CONCURRENCY = 8
 ASPECTS = [
     "how they work",
@@ -165,30 +170,29 @@ def workload(n: int, seed: int) -> list[str]:
     return rng.choices(pool, weights=weights, k=n)
 
 
-def contexts() -> dict[str, Context]:
-    """The baseline and adaptive settings (see the module's docstring)."""
-    strong = {
+def contexts(budget: float = BUDGET_USD) -> dict[str, Context]:
+    """The baseline and adaptive settings (see the module's docstring), and the adaptive
+    mode without its cache, to show what the cascade and hedging do on their own."""
+    strong: dict[str, Any] = {
         "planner_model": "sim:strong",
         "worker_model": "sim:strong",
         "synthesizer_model": "sim:strong",
         "validator_model": "sim:strong",
-        "max_cost_usd": BUDGET_USD,
+        "max_cost_usd": budget,
         "assumed_output_tokens": 800,
         "worker_timeout_s": 30.0,
     }
-    baseline = Context(**strong, cache="off") if _has_cache() else Context(**strong)
-    adaptive_fields: dict[str, Any] = {
+    adaptive: dict[str, Any] = {
         **strong,
         "model_ladders": {"research": LADDER, "writer": LADDER},
         "cascade_target": 0.9,
         "hedge_percentile": 0.9,
     }
-    adaptive = Context(**adaptive_fields, **({"cache": "use"} if _has_cache() else {}))
-    return {"baseline": baseline, "adaptive": adaptive}
-
-
-def _has_cache() -> bool:
-    return "cache" in {f.name for f in dataclasses.fields(Context)}
+    return {
+        "baseline": Context(**strong, cache="off"),
+        "adaptive": Context(**adaptive, cache="use"),
+        "adaptive_without_cache": Context(**adaptive, cache="off"),
+    }
 
 
 @contextmanager
@@ -246,7 +250,7 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(rows: list[dict[str, Any]], budget: float) -> dict[str, Any]:
     """A mode's figures."""
     accepted = sum(r["status"] == "done" for r in rows)
     cost = sum(r["cost_usd"] for r in rows)
@@ -261,7 +265,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "cost_per_accepted_usd": round(cost / max(1, accepted), 6),
         "p50_latency_s": round(quantile([r["wall_s"] for r in rows], 0.5), 4),
         "p95_latency_s": round(quantile([r["wall_s"] for r in rows], 0.95), 4),
-        "budget_overruns": sum(r["cost_usd"] > BUDGET_USD + 1e-9 for r in rows),
+        "budget_overruns": sum(r["cost_usd"] > budget + 1e-9 for r in rows),
         "statuses": dict(Counter(r["status"] for r in rows)),
         "attempts": sum(r["attempts"] for r in rows),
         "hedged_attempts": sum(r["hedges"] for r in rows),
@@ -270,27 +274,47 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def measure(n: int, seed: int) -> dict[str, Any]:
-    """Both modes on the same workload; the ratios the issue asks for."""
+async def measure(n: int, seed: int, tight: int = 40) -> dict[str, Any]:
+    """The modes on the same workload; the ratios the issue asks for.
+
+    Then the first `tight` requests again under a budget of `TIGHT_BUDGET_USD`, below what
+    most reports cost on the strong model: refusals happen, overruns must not.
+    """
     requests = workload(n, seed)
     out: dict[str, Any] = {}
     with sim_provider():
         for mode, ctx in contexts().items():
             started = time.perf_counter()
-            out[mode] = summary(await run_mode(requests, ctx))
+            out[mode] = summary(await run_mode(requests, ctx), BUDGET_USD)
             out[mode]["bench_wall_s"] = round(time.perf_counter() - started, 2)
+        squeezed = contexts(TIGHT_BUDGET_USD)
+        tight_out = {
+            mode: summary(await run_mode(requests[:tight], squeezed[mode]), TIGHT_BUDGET_USD)
+            for mode in ("baseline", "adaptive")
+        }
     base, adapt = out["baseline"], out["adaptive"]
+    overruns = adapt["budget_overruns"] + tight_out["adaptive"]["budget_overruns"]
     return {
         "cost_ratio": round(adapt["cost_per_accepted_usd"] / base["cost_per_accepted_usd"], 4),
         "acceptance_delta": round(adapt["acceptance"] - base["acceptance"], 4),
         "p95_latency_ratio": round(adapt["p95_latency_s"] / base["p95_latency_s"], 4),
         "p50_latency_ratio": round(adapt["p50_latency_s"] / base["p50_latency_s"], 4),
-        "budget_overruns": adapt["budget_overruns"],
+        "budget_overruns": overruns,
         "targets": {
             "cost_ratio": "<= 0.5",
             "acceptance_delta": ">= -0.01",
             "p95_latency_ratio": "<= 0.7",
             "budget_overruns": "0",
+        },
+        "without_cache": {
+            "cost_ratio": round(
+                out["adaptive_without_cache"]["cost_per_accepted_usd"]
+                / base["cost_per_accepted_usd"],
+                4,
+            ),
+            "p95_latency_ratio": round(
+                out["adaptive_without_cache"]["p95_latency_s"] / base["p95_latency_s"], 4
+            ),
         },
         "workload": {
             "requests": n,
@@ -298,7 +322,8 @@ async def measure(n: int, seed: int) -> dict[str, Any]:
             "seed": seed,
             "budget_usd": BUDGET_USD,
             "concurrency": CONCURRENCY,
-        },  # fmt: skip
+        },
+        "tight_budget": {"requests": min(tight, n), "budget_usd": TIGHT_BUDGET_USD, **tight_out},
         "models": {name: dataclasses.asdict(p) for name, p in PROFILES.items()},
         **out,
     }
@@ -313,13 +338,22 @@ def main() -> None:
     result = asyncio.run(measure(args.requests, args.seed))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'':24}{'baseline':>12}{'adaptive':>12}")
+    modes = ("baseline", "adaptive", "adaptive_without_cache")
+    print(
+        f"{'':24}"
+        + "".join(f"{m.replace('adaptive_without_cache', 'no cache'):>12}" for m in modes)
+    )
     for key in ("acceptance", "cost_per_accepted_usd", "p50_latency_s", "p95_latency_s",
                 "budget_overruns", "attempts", "hedged_attempts", "cache_hits"):  # fmt: skip
-        print(f"{key:24}{result['baseline'][key]:>12}{result['adaptive'][key]:>12}")
+        print(f"{key:24}" + "".join(f"{result[m][key]:>12}" for m in modes))
     for key in ("cost_ratio", "acceptance_delta", "p95_latency_ratio", "p50_latency_ratio",
                 "budget_overruns"):  # fmt: skip
         print(f"{key:24}{result[key]:>12}  target {result['targets'].get(key, '-')}")
+    squeezed = result["tight_budget"]
+    print(f"under ${squeezed['budget_usd']} a request ({squeezed['requests']} requests):")
+    for mode in ("baseline", "adaptive"):
+        got = squeezed[mode]
+        print(f"  {mode:10} statuses {got['statuses']}, overruns {got['budget_overruns']}")
     print(f"wrote {args.out}")
 
 

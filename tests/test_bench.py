@@ -30,13 +30,17 @@ async def test_the_adaptive_benchmark_runs_both_modes_on_one_workload(tmp_path: 
     """A small `bench.adaptive` run: its figures are computed from the runs it made."""
     from bench import adaptive
 
-    result = await adaptive.measure(10, seed=3)
+    result = await adaptive.measure(6, seed=3, tight=3)
     base, adapt = result["baseline"], result["adaptive"]
-    assert base["requests"] == adapt["requests"] == 10
+    assert base["requests"] == adapt["requests"] == 6
     assert set(base["attempts_by_model"]) == {"sim:strong"}  # the baseline: one model
     assert set(adapt["attempts_by_model"]) & {"sim:nano", "sim:mini"}  # the cascade's rungs
     assert result["cost_ratio"] == round(
         adapt["cost_per_accepted_usd"] / base["cost_per_accepted_usd"], 4
     )
     assert result["acceptance_delta"] == round(adapt["acceptance"] - base["acceptance"], 4)
-    assert result["budget_overruns"] == adapt["budget_overruns"]
+    tight = result["tight_budget"]
+    assert (
+        result["budget_overruns"] == adapt["budget_overruns"] + tight["adaptive"]["budget_overruns"]
+    )
+    assert tight["baseline"]["requests"] == tight["adaptive"]["requests"] == 3
