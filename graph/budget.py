@@ -13,6 +13,7 @@ the call is not made, and the subtask ends `over_budget` saying what was not don
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -101,6 +102,22 @@ def register(ledger: Ledger) -> str:
     key = uuid.uuid4().hex
     LEDGERS[key] = ledger
     return key
+
+
+def call_refusal(
+    ctx: Context, spent: Usage, spec: str, messages: Sequence[BaseMessage]
+) -> str | None:
+    """Why a call of the orchestrator's own (planner, synthesizer) would pass the budget.
+
+    None when it fits what the run has `spent`; the estimate is the prompt and
+    `assumed_output_tokens` at `spec`'s price.
+    """
+    if not (ctx.max_cost_usd or ctx.max_total_tokens):
+        return None
+    tokens_in = sum(estimate_tokens(str(m.content)) for m in messages)
+    tokens_out = ctx.assumed_output_tokens
+    usd = cost_usd(spec, tokens_in, tokens_out)
+    return Ledger.of(ctx, spent).refusal(usd, tokens_in + tokens_out)
 
 
 def output_bound(history: History, worker: str, model: str, ctx: Context) -> int:

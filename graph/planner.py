@@ -17,7 +17,8 @@ from foreman.core.prompts import render, untrusted
 from foreman.core.schemas import Plan
 from foreman.core.state import USABLE, State, SubtaskRecord, Usage, add_usage, empty_usage
 from foreman.core.text import clean_text, escape_attr
-from foreman.orchestration.audit import emit, event, with_settings
+from foreman.orchestration.audit import emit, event, total_usage, with_settings
+from foreman.orchestration.budget import call_refusal
 from foreman.orchestration.conversation import answer_message, plan_message, request_of
 from foreman.orchestration.fixes import add_fix_round
 from foreman.orchestration.outputs import load_all
@@ -109,6 +110,8 @@ def make_plan(base: WorkerRegistry) -> Callable[..., Awaitable[dict[str, Any]]]:
         emit("phase", name="planning", revising=revising)
         next_version = state.get("plan_version", 0) + 1
         for attempt in range(1, ctx.max_plan_attempts + 1):
+            if revising and (refused := revision_refused(state, ctx, system, failures)):
+                return refused
             notes = feedback
             if problems:
                 notes += "\nYour previous plan was rejected: " + "; ".join(problems)
@@ -284,12 +287,30 @@ def fix_round(
     }
 
 
+def revision_refused(
+    state: State, ctx: Context, system: SystemMessage, failures: str
+) -> dict[str, Any] | None:
+    """A revision the run's budget cannot pay for: the run goes on to its answer instead."""
+    human = HumanMessage(f"{state.get('request', '')}\n{json.dumps(state.get('plan'))}\n{failures}")
+    why = call_refusal(ctx, total_usage(state), ctx.planner_model, [system, human])
+    if why is None:
+        return None
+    reason = f"a plan revision was refused before spending: {why}"
+    return {
+        "status": "over_budget",
+        "error": reason,
+        "audit": [event("budget_stop", reason=reason)],
+    }
+
+
 def route_after_plan(
     state: State, runtime: Runtime[Context]
 ) -> Literal["review_plan", "dispatch", "synthesize", "__end__"]:
     """Route a plan: end on failure, answer at once, review (asked for or needed) or run."""
     if state.get("status") == "failed":
         return "__end__"
+    if state.get("status") == "over_budget":  # a revision the budget could not pay for
+        return "synthesize"
     if (state.get("plan") or {}).get("approach", "plan") != "plan":
         return "synthesize"  # nothing to run: the planner's answer is the answer
     if runtime.context.review_plan or state.get("approval_needed"):

@@ -16,7 +16,8 @@ from foreman.core.schemas import Plan, Subtask
 from foreman.core.state import USABLE, RunStatus, State, SubtaskRecord, Usage, empty_usage
 from foreman.core.text import clip_sentences, estimate_tokens
 from foreman.orchestration import quorum
-from foreman.orchestration.audit import emit, event
+from foreman.orchestration.audit import emit, event, total_usage
+from foreman.orchestration.budget import call_refusal
 from foreman.orchestration.conflicts import find_conflicts
 from foreman.orchestration.conversation import answer_message
 from foreman.orchestration.outputs import DEPENDENCY_FIELDS, load_all
@@ -107,6 +108,10 @@ def _unneeded_line(plan: Plan, sub: Subtask, rec: SubtaskRecord | None) -> str:
     )
 
 
+class SynthesisRefused(RuntimeError):
+    """The synthesizer's call would pass the run's budget; the message says by how much."""
+
+
 def _status(
     state: State, plan: Plan, answered: bool, missing: bool, refused: bool = False
 ) -> RunStatus:
@@ -129,6 +134,7 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     plan = current_plan(state)
     records: dict[str, SubtaskRecord] = {}
+    budget_note = ""
     spare: set[str] = set()
     usable: list[tuple[Subtask, SubtaskRecord]] = []
     chosen: list[tuple[Subtask, SubtaskRecord]] = []
@@ -170,7 +176,12 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         how, body = "single_result", chosen[0][1]["text"].strip()
     else:
         how = "synthesized"
-        body, usage, condensed = await _synthesized(state, ctx, chosen, conflicts, gaps)
+        try:
+            body, usage, condensed = await _synthesized(state, ctx, chosen, conflicts, gaps)
+        except SynthesisRefused as refused:
+            # the results as the workers wrote them: no call past the budget
+            how, budget_note = "assembled", str(refused)
+            body = "\n\n".join(f"## {_title(s, r)}\n\n{r['text'].strip()}" for s, r in chosen)
     parts = [body]
     sources = await asyncio.to_thread(
         _sources, body, ctx.corpus_dir, [r["output"] for _, r in usable]
@@ -188,10 +199,17 @@ async def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         answered=bool(chosen) or plan.approach == "direct",
         missing=bool(gaps),
         # a member its group's quorum did without does not make the run over budget
-        refused=any(r["status"] == "over_budget" and i not in spare for i, r in records.items()),
+        refused=bool(budget_note)
+        or any(r["status"] == "over_budget" and i not in spare for i, r in records.items()),
     )
     if status == "aborted":
         parts.insert(0, "> **Run aborted** by a reviewer: " + "; ".join(state["aborted"]))
+    elif status == "over_budget" and budget_note:
+        parts.insert(
+            0,
+            "> **Budget reached**: the results are given as the workers wrote them; "
+            f"synthesizing them was refused before spending ({budget_note}).",
+        )
     elif status == "over_budget":
         parts.insert(
             0, "> **Budget reached**: some subtasks were not run or not finished; see Gaps."
@@ -272,23 +290,26 @@ async def _synthesized(
         for s, r in chosen
     )
     emit("phase", name="synthesis", results=len(chosen), condensed=condensed)
+    messages = [
+        SystemMessage(render("synthesizer")),
+        HumanMessage(
+            render(
+                "synthesizer_request",
+                request=untrusted(state["request"]),
+                goal=untrusted(str((state.get("plan") or {}).get("goal", ""))),
+                results=results,
+                conflicts="\n".join(conflicts),
+                gaps=untrusted("\n".join(gaps)),
+            )
+        ),
+    ]
+    if why := call_refusal(ctx, total_usage(state), ctx.synthesizer_model, messages):
+        raise SynthesisRefused(why)
     # Prose, not a structured call: streamed with `stream_mode="messages"`, its chunks
     # tagged `foreman:answer` (README, Streaming the answer).
     text, usage = await ainvoke_text(
         ctx.synthesizer_model,
-        [
-            SystemMessage(render("synthesizer")),
-            HumanMessage(
-                render(
-                    "synthesizer_request",
-                    request=untrusted(state["request"]),
-                    goal=untrusted(str((state.get("plan") or {}).get("goal", ""))),
-                    results=results,
-                    conflicts="\n".join(conflicts),
-                    gaps=untrusted("\n".join(gaps)),
-                )
-            ),
-        ],
+        messages,
         attempts=ctx.max_synthesis_attempts,
         role="synthesizer",
         config={

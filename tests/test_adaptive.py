@@ -188,3 +188,51 @@ async def test_a_late_attempt_is_hedged_the_first_good_answer_wins_the_other_is_
     assert rec["attempts"][0]["error"] == "cancelled: the other attempt answered first"
     view = await history.history_of(None)
     assert view.worker("llm", "slowprov:x").attempts == 20  # a cancelled attempt teaches nothing
+
+
+TWO = {
+    "goal": "g",
+    "subtasks": [
+        {"id": "s1", "worker": "llm", "objective": "Name a colour."},
+        {"id": "s2", "worker": "llm", "objective": "Name a fruit."},
+    ],
+}
+
+
+async def test_a_synthesis_the_budget_cannot_pay_gives_the_results_as_they_are(
+    models, thread, tmp_path, monkeypatch
+):
+    (tmp_path / "p.json").write_text('{"scripted:synth": [100000, 100000]}')
+    monkeypatch.setenv("FOREMAN_PRICES", str(tmp_path / "p.json"))
+    model_module._price_table.cache_clear()
+    models["planner"].on("Plan", "<request>", TWO)
+    models["worker"].on("Answer", "Name a colour", {"text": "Blue."})
+    models["worker"].on("Answer", "Name a fruit", {"text": "A pear."})
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    ctx = scripted_context(max_cost_usd=1.0)  # the synthesis prompt alone would cost more
+    out = await app.ainvoke({"request": "A colour and a fruit."}, thread, context=ctx)
+    assert out["status"] == "over_budget"
+    assert "synthesizing them was refused before spending" in out["answer"]
+    assert "Blue." in out["answer"] and "A pear." in out["answer"]
+    assert not models["synth"].calls
+    usage = (await app.aget_state(thread)).values["usage"]
+    assert sum(u["cost_usd"] for u in usage.values()) <= 1.0
+
+
+async def test_a_revision_the_budget_cannot_pay_is_not_asked_for(
+    models, thread, tmp_path, monkeypatch
+):
+    (tmp_path / "p.json").write_text('{"scripted:planner": [1000, 1000]}')
+    monkeypatch.setenv("FOREMAN_PRICES", str(tmp_path / "p.json"))
+    model_module._price_table.cache_clear()
+    models["planner"].on("Plan", "<request>", PLAN)
+    models["worker"].on("Answer", "Name a colour", {"text": ""})  # fails: a revision is due
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    # the first plan costs 0.015; a revision's prompt (the plan, the failures) would pass 0.3
+    ctx = scripted_context(max_cost_usd=0.3)
+    out = await app.ainvoke({"request": "Name a colour."}, thread, context=ctx)
+    assert out["status"] == "over_budget"
+    assert len(models["planner"].calls_for("Plan")) == 1
+    values = (await app.aget_state(thread)).values
+    assert "a plan revision was refused before spending" in values["error"]
+    assert sum(u["cost_usd"] for u in values["usage"].values()) <= 0.3
