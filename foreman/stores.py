@@ -6,6 +6,11 @@ cancelled, so a run cancelled while its `BEGIN` was queued (a server cancel or r
 Ctrl-C) left an empty transaction open, and every later batch on that connection failed
 with "cannot start a transaction within a transaction": the server stopped storing outputs
 until restarted. This store closes such a leftover before it begins.
+
+Its transactions begin IMMEDIATE: a batch reads, then writes (an output's uses, history
+rows, cache entries), and a deferred transaction that read before the checkpointer's
+connection wrote cannot take the write lock later: SQLite answers "database is locked" at
+once, without waiting. Taking the lock first makes it wait its turn (the busy timeout).
 """
 
 from __future__ import annotations
@@ -37,11 +42,11 @@ class SqliteStore(AsyncSqliteStore):
 
     async def _begin(self) -> None:
         try:
-            await self.conn.execute("BEGIN")
+            await self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
             if not self.conn.in_transaction:
                 raise
             # Statements run in order, so the leftover BEGIN has run by now, and nothing
             # after it: its batch was cancelled before its first statement.
             await self.conn.execute("ROLLBACK")
-            await self.conn.execute("BEGIN")
+            await self.conn.execute("BEGIN IMMEDIATE")
