@@ -13,6 +13,9 @@ whether the cheap model is good enough; what counts is how far it falls behind.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from foreman.core.context import Context
 from foreman.orchestration.history import History
 
@@ -32,3 +35,27 @@ def starting_rung(ladder: list[str], history: History, capability: str, ctx: Con
         if stats.attempts < ctx.cascade_min_attempts or stats.acceptance >= bar:
             return rung
     return max(0, len(ladder) - 1)
+
+
+@dataclasses.dataclass
+class Try:
+    """One attempt to make: which worker, on which model (its ladder's rung, if any)."""
+
+    worker: str
+    ctx: Context
+    rung: int | None = None
+    hedged: bool = False
+    label: Any = None
+    """The worker's `model_label` (a declared worker's own model, a remote's address)."""
+
+    @property
+    def model(self) -> str:
+        """What the attempt runs on, as the audit and the budget estimates name it."""
+        if self.label is not None:
+            return str(self.label(self.ctx))
+        return self.ctx.model_for_worker(self.worker)
+
+
+def on_rung(ctx: Context, worker: str, ladder: list[str], rung: int) -> Context:
+    """`ctx` with the worker's model set to its ladder's `rung`."""
+    return dataclasses.replace(ctx, worker_models={**ctx.worker_models, worker: ladder[rung]})

@@ -108,6 +108,8 @@ async def record_attempts(
         return
     view = await history_of(store)
     view.add(rows)
+    if store is None and view.rows > MOST_ROWS:  # no store reloads it: start again, bounded
+        _VIEWS[id(_LOCAL)] = History()
     if store is not None:
         await store.abatch(
             [PutOp(NAMESPACE, uuid.uuid4().hex, dict(row), index=False) for row in rows]

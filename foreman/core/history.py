@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 NAMESPACE = ("foreman", "history")
 PAGE = 1000
-MOST_ROWS = 20_000  # read back at most this many (a store search has no order to trust)
+# Read back at most this many: the newest (SQLite's and PostgreSQL's stores order a search
+# by `updated_at`, newest first), so what the orchestrator learns follows the models as they are.
+MOST_ROWS = 20_000
 # Verdicts that say whether the model did the job: an honest "nothing found" is a job done.
 ACCEPTED = frozenset({"accept", "not_found"})
 JUDGED = ACCEPTED | {"retry", "substitute", "give_up"}
