@@ -15,7 +15,8 @@ is `use`, `refresh` (the bypass: run, and store the new result over the old) or 
 Only results the validator accepted are stored, and never for a worker that is not
 `cacheable` (live, per-person data: the shop lookup), nor for a subtask a person took part
 in (an answer to its question, a retry they asked for): that work depended on them. A
-subtask `foreman rerun` marks runs again: its new result replaces the cached one.
+subtask `foreman rerun` marks runs again: its new result replaces the cached one. Members
+of a quorum group neither read nor write it: identical members would share one result.
 
 A hit is an accepted record with one attempt marked `cached`, naming where it came from
 (`cached_from`), on the model that made it, costing nothing in this run; the audit trail
@@ -105,6 +106,8 @@ def cache_key(
 def _eligible(job: Mapping[str, Any], spec: WorkerSpec, ctx: Context) -> bool:
     """Whether this subtask's result may come from, or go to, the cache at all."""
     if ctx.cache == "off" or ctx.cache_ttl_s <= 0 or not spec.cacheable:
+        return False
+    if (job.get("subtask") or {}).get("group"):  # a quorum's members are independent samples
         return False
     # a person's answer or retry shaped the work: it is theirs, not the subtask's
     return not (job.get("clarification") or job.get("answers") or job.get("retry"))

@@ -219,3 +219,15 @@ def test_a_declared_workers_version_is_its_declaration_and_prompt(tmp_path: Any)
     assert specs_of(load(file), ())[0].version != brief.version
     file.write_text(file.read_text().replace('kind = "agent"', 'kind = "agent"\ncache = true'))
     assert specs_of(load(file), ())[1].cacheable
+
+
+def test_quorum_members_neither_read_nor_write_the_cache() -> None:
+    """Interchangeable sources are independent samples: identical ones must not share one."""
+    from foreman.orchestration import result_cache
+
+    spec = default_registry()["llm"]
+    ctx = Context(planner_model="offline", worker_model="offline")
+    job = {"subtask": {"id": "a", "worker": "llm", "objective": "o", "group": "g"}}
+    assert not result_cache._eligible(job, spec, ctx)
+    job["subtask"].pop("group")
+    assert result_cache._eligible(job, spec, ctx)
