@@ -104,9 +104,14 @@ async def execute_subtask(
         return Try(name, on_rung(ctx, name, ladder, rung), rung, label=registry[name].model_label)
 
     current = first_try(worker)
-    # Cross-run cache: an identical subtask accepted in an earlier run is reused, no attempt.
-    if (hit := await result_cache.reuse(job, registry[worker], deps, current.ctx)) is not None:
-        return await outputs.stow(hit)
+    # Cross-run cache: an identical subtask accepted in an earlier run is reused, no attempt;
+    # with a ladder, one accepted on the starting rung or any above it (where a climb ended)
+    ladder = ladder_of(ctx, worker) if current.rung is not None else []
+    above = range((current.rung or 0) + 1, len(ladder))
+    rungs = [current.ctx, *(on_rung(ctx, worker, ladder, rung) for rung in above)]
+    for on in rungs:
+        if (hit := await result_cache.reuse(job, registry[worker], deps, on)) is not None:
+            return await outputs.stow(hit)
     attempts: list[AttemptRecord] = []
     on_worker = 0
     refused: str | None = None

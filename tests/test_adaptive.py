@@ -236,3 +236,21 @@ async def test_a_revision_the_budget_cannot_pay_is_not_asked_for(
     values = (await app.aget_state(thread)).values
     assert "a plan revision was refused before spending" in values["error"]
     assert sum(u["cost_usd"] for u in values["usage"].values()) <= 0.3
+
+
+async def test_a_result_a_climb_got_accepted_is_reused_by_the_next_run(ladder):
+    """The cache is looked up on the starting rung and every rung above it."""
+    from langgraph.store.memory import InMemoryStore
+
+    ladder["planner"].on("Plan", "<request>", PLAN)
+    ladder["synth"].on("text", "<request>", "Blue.")
+    app = build_graph().compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    first = {"configurable": {"thread_id": "first"}}
+    await app.ainvoke({"request": "Name a colour."}, first, context=cascade())
+    calls = len(ladder["cheap"].calls) + len(ladder["strong"].calls)
+    second = {"configurable": {"thread_id": "second"}}
+    out = await app.ainvoke({"request": "Name a colour."}, second, context=cascade())
+    assert out["status"] == "done"
+    (attempt,) = (await app.aget_state(second)).values["results"]["s1"]["attempts"]
+    assert attempt.get("cached") and attempt["model"] == "scripted:strong"
+    assert len(ladder["cheap"].calls) + len(ladder["strong"].calls) == calls  # no new call
