@@ -345,3 +345,17 @@ async def test_an_mcp_worker_on_chat_openai(
     assert attempt["tool_calls"][0]["result"] == KM
     assert attempt["usage"]["calls"] == 2
     assert [c["tool"] for c in received(calls)] == ["miles_to_km"]
+
+
+def test_env_and_headers_take_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token is named in the file, not written there; a missing one is a clear failure."""
+    monkeypatch.setenv("NOTES_TOKEN", "s3cret")
+    headers = {"Authorization": "Bearer ${NOTES_TOKEN}", "X-Plain": "$NOT_A_VARIABLE"}
+    assert mcp_kind.expanded(headers, "notes", "headers") == {
+        "Authorization": "Bearer s3cret",
+        "X-Plain": "$NOT_A_VARIABLE",
+    }
+    assert mcp_kind.expanded(None, "notes", "env") is None
+    monkeypatch.delenv("NOTES_TOKEN")
+    with pytest.raises(mcp_kind.ServerUnavailable, match=r"headers uses \$\{NOTES_TOKEN\}, wh"):
+        mcp_kind.expanded(headers, "notes", "headers")

@@ -15,6 +15,8 @@ substitutes an alternative, or gives up, as for any worker.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -54,6 +56,30 @@ class ServerUnavailable(Exception):
     """An MCP server could not be started or reached, or lacks an allow-listed tool."""
 
 
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expanded(values: dict[str, str] | None, server: str, key: str) -> dict[str, str] | None:
+    """`env` or `headers` with each `${NAME}` replaced by that environment variable.
+
+    A token need not be written in the workers file: `Authorization = "Bearer ${TOKEN}"`.
+
+    Raises:
+        ServerUnavailable: a variable is not set (the message names it, never a value).
+    """
+    if values is None:
+        return None
+
+    def value(match: re.Match[str]) -> str:
+        if (found := os.environ.get(match.group(1))) is None:
+            raise ServerUnavailable(
+                f"MCP server {server}: {key} uses ${{{match.group(1)}}}, which is not set"
+            )
+        return found
+
+    return {k: _VARIABLE.sub(value, v) for k, v in values.items()}
+
+
 def _leaves(exc: BaseException) -> list[BaseException]:
     """The exceptions inside (nested) exception groups, which anyio's task groups raise."""
     if isinstance(exc, BaseExceptionGroup):
@@ -81,7 +107,7 @@ def _stderr_tail(errlog: TextIO) -> str:
 
 @asynccontextmanager
 async def _stdio_session(
-    server: McpServer, loaded: Loaded, errlog: TextIO
+    name: str, server: McpServer, loaded: Loaded, errlog: TextIO
 ) -> AsyncIterator[ClientSession]:
     """A session to a server this attempt starts; the process is stopped on exit.
 
@@ -94,7 +120,7 @@ async def _stdio_session(
     params = StdioServerParameters(
         command=server.command,
         args=server.args,
-        env=server.env,
+        env=expanded(server.env, name, "env"),
         cwd=loaded.resolve(server.cwd) if server.cwd else None,
     )
     async with (
@@ -106,13 +132,13 @@ async def _stdio_session(
         yield session
 
 
-def _http_session(server: McpServer) -> AbstractAsyncContextManager[ClientSession]:
+def _http_session(name: str, server: McpServer) -> AbstractAsyncContextManager[ClientSession]:
     """A session to a streamable HTTP server, through the adapters' connection config."""
     assert server.url is not None  # the schema requires it for streamable_http
     connection: StreamableHttpConnection = {
         "transport": "streamable_http",
         "url": server.url,
-        "headers": server.headers,
+        "headers": expanded(server.headers, name, "headers"),
         "timeout": server.timeout_s,
         "session_kwargs": {"read_timeout_seconds": timedelta(seconds=server.timeout_s)},
     }
@@ -138,9 +164,9 @@ async def _server_tools(
                 ),
             )
         )
-        opening = _stdio_session(server, loaded, errlog)
+        opening = _stdio_session(name, server, loaded, errlog)
     else:
-        opening = _http_session(server)
+        opening = _http_session(name, server)
     try:
         # The session is opened on a stack of its own, handed to the attempt's once it
         # works: a transport that fails in the background (a refused HTTP connection)
