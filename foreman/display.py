@@ -20,6 +20,9 @@ STYLES = {
     "failed": "red",
     "needs_clarification": "cyan",
     "over_budget": "magenta",
+    "not_found": "magenta",
+    "changes_requested": "yellow",
+    "cancelled": "dim",  # a quorum's member not waited for: not a failure
 }
 
 
