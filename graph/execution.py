@@ -78,7 +78,8 @@ async def execute_subtask(
     reserved); without one the subtask is held to the subtask cap only.
     """
     sub = Subtask.model_validate(job["subtask"])
-    registry = await asyncio.to_thread(registry_for, registry, ctx)  # + the workers file's
+    if ctx.workers_file.strip():  # + the workers file's, read off the event loop
+        registry = await asyncio.to_thread(registry_for, registry, ctx)
     loaded = await outputs.load_all(job["dependencies"], fields=outputs.DEPENDENCY_FIELDS)
     deps = {k: DependencyResult.model_validate(v) for k, v in loaded.items()}
     store = outputs.run_store()

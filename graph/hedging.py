@@ -52,7 +52,8 @@ async def attempt_or_hedge(
     """
     spent = sum(a["usage"]["cost_usd"] for a in attempts)
 
-    def start(t: Try) -> tuple[asyncio.Task[Outcome], BudgetGuard | None]:
+    def begin(t: Try) -> tuple[Any, BudgetGuard | None]:
+        """The attempt's coroutine (not started) and its budget guard."""
         spec = registry[t.worker]
         # The guard refuses calls past a budget, and counts what a cancelled hedge spent;
         # without either there is nothing for it to do (it costs a traced run per call).
@@ -70,14 +71,16 @@ async def attempt_or_hedge(
             hedged=t.hedged,
         )
         trace = attempt_config(sub, t.worker, inp.attempt, job["plan_version"], t.model)
-        return asyncio.ensure_future(
-            marked(one_attempt(workers, spec, inp, t.ctx, trace, guard), t)
-        ), guard
+        return marked(one_attempt(workers, spec, inp, t.ctx, trace, guard), t), guard
 
-    first, first_guard = start(current)
+    def start(t: Try) -> tuple[asyncio.Task[Outcome], BudgetGuard | None]:
+        attempt, guard = begin(t)
+        return asyncio.ensure_future(attempt), guard
+
     late = hedge_after(hist, current, ctx)
-    if late is None:
-        return [(await first, current)]
+    if late is None:  # no race to run: the attempt in this task
+        return [(await begin(current)[0], current)]
+    first, first_guard = start(current)
     done, _ = await asyncio.wait({first}, timeout=late)
     if done:
         return [(first.result(), current)]

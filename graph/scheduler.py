@@ -81,6 +81,8 @@ class Board:
     """The inner work of each `run_subtask` started, which a quorum may cancel."""
     keep: frozenset[str] = frozenset()
     """Subtasks a person asked to run again (`foreman rerun`): never cancelled."""
+    grouped: frozenset[str] = frozenset()
+    """Subtasks in a quorum group: only they need the quorum's checks (which read the plan)."""
 
 
 _BOARDS: dict[str, Board] = {}
@@ -284,8 +286,9 @@ def make_dispatch(
         # shielded: cancelling this work must not cancel the shared futures it waits on
         deps = [await asyncio.shield(board.results[d]) for d in sub["inputs"]]
         # inputs from a group that met its quorum without them are left out, not missing
-        spare = quorum.spare(board.plan, {d["id"]: d["status"] for d in deps})
-        deps = [d for d in deps if d["id"] not in spare]
+        if board.grouped.intersection(sub["inputs"]):
+            spare = quorum.spare(board.plan, {d["id"]: d["status"] for d in deps})
+            deps = [d for d in deps if d["id"] not in spare]
         failed = [d["id"] for d in deps if d["status"] not in USABLE]
         if failed:
             return unrun_record(job, BLOCKED, f"inputs not available: {', '.join(failed)}")
@@ -325,6 +328,7 @@ def make_dispatch(
             results={},
             slots=asyncio.Semaphore(max(1, ctx.max_parallel)),
             keep=frozenset(i for i, st in statuses.items() if st == "rerun"),
+            grouped=frozenset(s.id for s in plan.subtasks if s.group is not None),
         )
         todo_ids = {s.id for s in todo}
         for sub in plan.subtasks:
@@ -339,7 +343,8 @@ def make_dispatch(
         audit = [event("dispatch_round", plan_version=version, todo=[s.id for s in todo])]
         # Members of a group already met (a resumed round): cancelled before they start. A
         # person's explicit `foreman rerun` of one is honoured.
-        audit += cancel_spare(board, statuses)
+        if board.grouped:
+            audit += cancel_spare(board, statuses)
         steps = [(s.id, s.worker) for s in plan.subtasks]
         streamed = messages_streamed()
         new: dict[str, SubtaskRecord] = {}
