@@ -71,7 +71,8 @@ async def attempt_or_hedge(
             hedged=t.hedged,
         )
         trace = attempt_config(sub, t.worker, inp.attempt, job["plan_version"], t.model)
-        return marked(one_attempt(workers, spec, inp, t.ctx, trace, guard), t), guard
+        attempt = one_attempt(workers, spec, inp, t.ctx, trace, guard)
+        return (marked(attempt, t) if t.hedged else attempt), guard
 
     def start(t: Try) -> tuple[asyncio.Task[Outcome], BudgetGuard | None]:
         attempt, guard = begin(t)
