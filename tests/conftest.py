@@ -15,6 +15,9 @@ os.environ.update(
     LANGCHAIN_TRACING_V2="false",
     LANGGRAPH_CLI_NO_ANALYTICS="1",
     LANGGRAPH_NO_VERSION_CHECK="true",
+    # Tests share the PostgreSQL database, across test runs and in parallel: a result one
+    # test cached must not answer another's subtask. The cache's own tests turn it on.
+    FOREMAN_CACHE="off",
 )
 
 from foreman import Context, build_graph  # noqa: E402

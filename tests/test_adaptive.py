@@ -246,10 +246,10 @@ async def test_a_result_a_climb_got_accepted_is_reused_by_the_next_run(ladder):
     ladder["synth"].on("text", "<request>", "Blue.")
     app = build_graph().compile(checkpointer=InMemorySaver(), store=InMemoryStore())
     first = {"configurable": {"thread_id": "first"}}
-    await app.ainvoke({"request": "Name a colour."}, first, context=cascade())
+    await app.ainvoke({"request": "Name a colour."}, first, context=cascade(cache="use"))
     calls = len(ladder["cheap"].calls) + len(ladder["strong"].calls)
     second = {"configurable": {"thread_id": "second"}}
-    out = await app.ainvoke({"request": "Name a colour."}, second, context=cascade())
+    out = await app.ainvoke({"request": "Name a colour."}, second, context=cascade(cache="use"))
     assert out["status"] == "done"
     (attempt,) = (await app.aget_state(second)).values["results"]["s1"]["attempts"]
     assert attempt.get("cached") and attempt["model"] == "scripted:strong"

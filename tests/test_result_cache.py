@@ -8,6 +8,8 @@ import json
 import os
 from typing import Any
 
+import pytest
+
 from foreman.checkpointers import open_store
 from foreman.core.context import Context
 from foreman.core.schemas import Subtask
@@ -33,6 +35,12 @@ PLAN = {
     ],
 }
 SCRIPTED = ["--model", "planner=scripted:planner", "--model", "worker=scripted:worker"]
+
+
+@pytest.fixture(autouse=True)
+def cache_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache as users have it (`tests/conftest.py` turns it off for the other tests)."""
+    monkeypatch.setenv("FOREMAN_CACHE", "use")
 
 
 def script(models: dict[str, Any]) -> None:

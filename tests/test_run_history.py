@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import psycopg
+import pytest
 
 from foreman import build_graph
 from foreman.checkpointers import open_persistence
@@ -26,6 +27,12 @@ PLAN = {
     "rationale": "one step",
     "subtasks": [{"id": "a1", "worker": "llm", "objective": EXPLAIN}],
 }
+
+
+@pytest.fixture(autouse=True)
+def cache_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache as users have it (`tests/conftest.py` turns it off for the other tests)."""
+    monkeypatch.setenv("FOREMAN_CACHE", "use")
 
 
 def stats_line(output: str, worker: str) -> list[str]:
