@@ -143,7 +143,7 @@ def test_an_a2a_worker_without_the_extra_is_a_workers_file_error(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
         f"WorkersFileError {(tmp_path / 'workers.toml').resolve()}:2: "
-        "A2A workers needs the a2a extra: pip install 'foreman-agents[a2a]'"
+        "An A2A worker needs the a2a extra: pip install 'foreman-agents[a2a]'"
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from foreman.core.extras import require
 
-require("A2A workers", "a2a")
+require("An A2A worker", "a2a")
 
 import asyncio  # noqa: E402
 import json  # noqa: E402

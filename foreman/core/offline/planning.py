@@ -402,7 +402,9 @@ def revise_plan(
                 focus = " ".join(keywords(sub["objective"])[-3:])
                 sub["objective"] = f"Find any evidence related to {focus}."
                 sub["acceptance_criteria"] = ["every finding cites a retrieved passage"]
-            elif sub["worker"] != "llm" and "llm" in workers:
+            elif sub["worker"] in BUILT_IN and sub["worker"] != "llm" and "llm" in workers:
+                # a declared worker is kept: offline, `llm` answers only from inputs, and
+                # its failure would hide the declared worker's own reason
                 sub["worker"] = "llm"
             sub["objective"] = sub["objective"].rstrip()
         subtasks.append(sub)
