@@ -50,9 +50,10 @@ def script(models: dict[str, Any]) -> None:
     models["worker"].on("Section", "Write a short section", section)
 
 
-def run(cli: Any, thread: str, *options: str) -> None:
+def run(cli: Any, thread: str, *options: str) -> str:
     result = cli("run", REQUEST, "--thread", thread, "--quiet", *SCRIPTED, *options)
     assert result.exit_code == 0, result.output
+    return str(result.output)
 
 
 def calls(models: dict[str, Any], name: str = "worker") -> tuple[int, int]:
@@ -83,8 +84,9 @@ def test_an_identical_subtask_in_a_later_run_reuses_the_accepted_result(
     assert calls(models) == (1, 1)
     assert {e["thread_id"] for e in entries().values()} == {"t1"}
     assert {e["subtask_id"] for e in entries().values()} == {"a1", "w1"}
-    run(cli, "t2")
+    said = run(cli, "t2")
     assert calls(models) == (1, 1)  # no worker model call in the second run
+    assert "2 reused from the cache (saved $" in said  # the run's last line says so
     first, second = shown(cli, "t1"), shown(cli, "t2")
     assert second["answer"] == first["answer"]
     a1 = second["results"]["a1"]

@@ -203,11 +203,28 @@ async def stream_run(
     say(
         f"status [bold]{values.get('status')}[/] · thread {thread} · "
         f"{total['input_tokens']}+{total['output_tokens']} tokens · ${total['cost_usd']:.4f}"
+        + cache_savings(values)
     )
     say(f"Audit trail: {folder}/audit.md and audit.json (also: foreman show {thread})")
     if values.get("error"):
         err.print(f"[red]error:[/] {escape(str(values['error']))}", highlight=False)
     return exit_code(str(values.get("status")))
+
+
+def cache_savings(values: dict[str, Any]) -> str:
+    """` · N reused from the cache (saved $X)` when subtasks came from the cache, else ''."""
+    hits = [
+        a
+        for record in (values.get("results") or {}).values()
+        for a in record.get("attempts", [])
+        if a.get("cached")
+    ]
+    if not hits:
+        return ""
+    saved = sum(
+        float((a.get("cached_from") or {}).get("usage", {}).get("cost_usd", 0.0)) for a in hits
+    )
+    return f" · {len(hits)} reused from the cache (saved ${saved:.4f})"
 
 
 def exit_code(status: str) -> int:
