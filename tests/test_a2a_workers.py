@@ -311,3 +311,22 @@ async def test_an_attempt_makes_no_blocking_call(agent: TranslatorServer, tmp_pa
         down = await run_down(subtask('Translate "cheese" into French.'), Context())
     assert got["output"]["text"] == "fromage"
     assert down["output"]["status"] == "failed"
+
+
+async def test_headers_take_environment_variables(
+    agent: TranslatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token is named in the file and read from the environment; unset, a clear failure."""
+    path = workers_file(tmp_path, agent.url, headers='{ Authorization = "Bearer ${A2A_TOKEN}" }')
+    (spec,) = declared_workers(path, known=())
+    monkeypatch.setenv("A2A_TOKEN", "s3cret")
+    seen = len(agent.headers)
+    got = await spec.runner(subtask('Translate "cheese" into French.'), Context())
+    assert got["output"]["status"] == "done"
+    assert {h.get("authorization") for h in agent.headers[seen:]} == {"Bearer s3cret"}
+    monkeypatch.delenv("A2A_TOKEN")
+    got = await spec.runner(subtask('Translate "cheese" into French.'), Context())
+    assert got["output"]["status"] == "failed"
+    assert got["output"]["error"] == (
+        "A2A worker translator: headers uses ${A2A_TOKEN}, which is not set"
+    )

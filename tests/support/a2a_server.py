@@ -182,7 +182,15 @@ class TranslatorServer:
                 handler, rpc_url="/", enable_v0_3_compat=protocol.startswith("0.")
             )
         app = Starlette(routes=[*create_agent_card_routes(card), *rpc])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.headers: list[dict[str, str]] = []
+        """The headers of each HTTP request the server received."""
+
+        async def recording(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                self.headers.append({k.decode(): v.decode() for k, v in scope["headers"]})
+            await app(scope, receive, send)
+
+        config = uvicorn.Config(recording, host="127.0.0.1", port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 

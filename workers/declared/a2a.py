@@ -60,6 +60,7 @@ from foreman.core.context import Context  # noqa: E402
 from foreman.core.prompts import render  # noqa: E402
 from foreman.core.state import Usage, add_usage, empty_usage  # noqa: E402
 from foreman.workers.base import WorkerInput  # noqa: E402
+from foreman.workers.declared import environment  # noqa: E402
 from foreman.workers.declared.build import model_of, shaped  # noqa: E402
 from foreman.workers.declared.config import A2AWorker, Loaded  # noqa: E402
 from foreman.workers.declared.outputs import Shape  # noqa: E402
@@ -223,7 +224,9 @@ async def _send(client: Client, message: Message) -> dict[str, Any]:
     return output_of(task)
 
 
-async def ask_agent(url: str, inp: WorkerInput, limit: float) -> dict[str, Any]:
+async def ask_agent(
+    url: str, inp: WorkerInput, limit: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """One exchange with the agent at `url`: its answer as the worker's output.
 
     Raises:
@@ -231,7 +234,7 @@ async def ask_agent(url: str, inp: WorkerInput, limit: float) -> dict[str, Any]:
     """
     context_id = context_id_of(url, inp)
     # httpx's own limit a little past the attempt's, so the orchestrator's timeout decides
-    async with httpx.AsyncClient(timeout=httpx.Timeout(limit + 1)) as http:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(limit + 1), headers=headers) as http:
         try:
             card = await A2ACardResolver(http, url).get_agent_card()
         except A2AError as exc:
@@ -282,8 +285,9 @@ def make_runner(name: str, decl: A2AWorker, loaded: Loaded, shape: Shape) -> Run
         # A2A reports no tokens: one call, zero tokens and cost, and the agent as the model.
         usage: Usage = {**empty_usage(), "calls": 1}
         try:
-            output = await ask_agent(url, inp, decl.timeout_s or ctx.worker_timeout_s)
-        except AgentFailed as exc:
+            headers = environment.expanded(decl.headers, f"A2A worker {name}: headers")
+            output = await ask_agent(url, inp, decl.timeout_s or ctx.worker_timeout_s, headers)
+        except (AgentFailed, environment.UnsetVariable) as exc:
             output = {"status": "failed", "error": str(exc), "text": ""}
         if output["status"] == "done" and not shape.is_text:
             # another shape: the worker's own model puts the agent's text in it

@@ -159,6 +159,10 @@ class A2AWorker(WorkerBase):
 
     kind: Literal["a2a"]
     url: str = Field(description="The agent's base URL (its card is under /.well-known/).")
+    headers: dict[str, str] | None = Field(
+        default=None,
+        description='HTTP headers of every request, e.g. Authorization = "Bearer ${TOKEN}".',
+    )
 
 
 DeclaredWorker = Annotated[

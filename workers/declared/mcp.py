@@ -15,8 +15,6 @@ substitutes an alternative, or gives up, as for any worker.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -38,6 +36,7 @@ from mcp.client.stdio import stdio_client  # noqa: E402
 from foreman.core.context import Context  # noqa: E402
 from foreman.core.state import empty_usage  # noqa: E402
 from foreman.workers.base import WorkerInput  # noqa: E402
+from foreman.workers.declared import environment  # noqa: E402
 from foreman.workers.declared.agent import agent_attempt, failed_output  # noqa: E402
 from foreman.workers.declared.build import finish, model_of, system_prompt  # noqa: E402
 from foreman.workers.declared.config import Loaded, McpServer, McpWorker  # noqa: E402
@@ -56,28 +55,16 @@ class ServerUnavailable(Exception):
     """An MCP server could not be started or reached, or lacks an allow-listed tool."""
 
 
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
 def expanded(values: dict[str, str] | None, server: str, key: str) -> dict[str, str] | None:
-    """`env` or `headers` with each `${NAME}` replaced by that environment variable.
-
-    A token need not be written in the workers file: `Authorization = "Bearer ${TOKEN}"`.
+    """`env` or `headers` with each `${NAME}` read from the environment (`environment.py`).
 
     Raises:
         ServerUnavailable: a variable is not set (the message names it, never a value).
     """
-    if values is None:
-        return None
-
-    def value(match: re.Match[str]) -> str:
-        if (found := os.environ.get(match.group(1))) is None:
-            raise ServerUnavailable(
-                f"MCP server {server}: {key} uses ${{{match.group(1)}}}, which is not set"
-            )
-        return found
-
-    return {k: _VARIABLE.sub(value, v) for k, v in values.items()}
+    try:
+        return environment.expanded(values, f"MCP server {server}: {key}")
+    except environment.UnsetVariable as exc:
+        raise ServerUnavailable(str(exc)) from exc
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
