@@ -35,7 +35,7 @@ $(RUNTIME_STAMP): pyproject.toml
 
 $(DEV_STAMP): pyproject.toml
 	$(NEW_VENV)
-	@echo "==> installing Foreman, every extra (postgres, data, web, docs) and the dev tools"
+	@echo "==> installing Foreman, every extra (postgres, data, web, docs, mcp, a2a) and the dev tools"
 	$(BIN)/pip install -e ".[dev]"
 	@touch $(RUNTIME_STAMP) $@
 	@echo "==> $(VENV): Foreman, its extras and dev tools installed ($$(du -sh $(VENV) | cut -f1))"

@@ -133,7 +133,7 @@ class SimChatModel(OfflineChatModel):
         digest = hashlib.sha256(prompt.encode()).hexdigest()[:16]
         SENT[(self.profile_name, digest)] += 1
         rng = random.Random(f"{self.profile_name}:{digest}:{SENT[(self.profile_name, digest)]}")
-        latency = profile.median_s * math.exp(rng.gauss(0.0, profile.sigma))
+        latency = SCALE[0] * profile.median_s * math.exp(rng.gauss(0.0, profile.sigma))
         if rng.random() < profile.stall_share:
             latency *= profile.stall_factor
         await asyncio.sleep(latency)
@@ -151,6 +151,7 @@ class SimChatModel(OfflineChatModel):
 
 
 SENT: Counter[tuple[str, str]] = Counter()
+SCALE = [1.0]  # latencies are multiplied by this (the tests run the benchmark faster)
 
 
 def distinct_requests() -> list[str]:
@@ -274,14 +275,16 @@ def summary(rows: list[dict[str, Any]], budget: float) -> dict[str, Any]:
     }
 
 
-async def measure(n: int, seed: int, tight: int = 40) -> dict[str, Any]:
+async def measure(n: int, seed: int, tight: int = 40, scale: float = 1.0) -> dict[str, Any]:
     """The modes on the same workload; the ratios the issue asks for.
 
     Then the first `tight` requests again under a budget of `TIGHT_BUDGET_USD`, below what
-    most reports cost on the strong model: refusals happen, overruns must not.
+    most reports cost on the strong model: refusals happen, overruns must not. `scale`
+    multiplies every simulated latency (the tests run a small workload at 0.2).
     """
     requests = workload(n, seed)
     out: dict[str, Any] = {}
+    SCALE[0] = scale
     with sim_provider():
         for mode, ctx in contexts().items():
             started = time.perf_counter()

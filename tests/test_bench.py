@@ -30,7 +30,7 @@ async def test_the_adaptive_benchmark_runs_both_modes_on_one_workload(tmp_path: 
     """A small `bench.adaptive` run: its figures are computed from the runs it made."""
     from bench import adaptive
 
-    result = await adaptive.measure(6, seed=3, tight=3)
+    result = await adaptive.measure(6, seed=3, tight=3, scale=0.2)
     base, adapt = result["baseline"], result["adaptive"]
     assert base["requests"] == adapt["requests"] == 6
     assert set(base["attempts_by_model"]) == {"sim:strong"}  # the baseline: one model
