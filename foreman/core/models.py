@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import openai
@@ -256,25 +256,10 @@ async def ainvoke_structured(
         ModelConfigError: the spec does not resolve to a model.
         ProviderError: the provider failed after its retries (`role` names who asked).
     """
-    model = load_chat_model(spec)
-    kwargs = {"method": method} if not is_in_process(spec) else {}
-    runnable = model.with_structured_output(schema, include_raw=True, **kwargs)
-    config = tagged(config, STRUCTURED_TAG, foreman_role=role, model=spec, schema=schema.__name__)
-    config.setdefault("run_name", f"{role} · {schema.__name__}")
-    try:
-        out = await runnable.ainvoke(list(messages), config=config)
-    except provider_errors() as exc:
-        raise provider_error(role, spec, model, exc) from exc
-    assert isinstance(out, dict)
-    raw = out.get("raw")
-    usage = usage_of(spec, raw if isinstance(raw, AIMessage) else None)
-    parsed = out.get("parsed")
-    if out.get("parsing_error") is not None or not isinstance(parsed, schema):
-        detail = out.get("parsing_error") or "no structured answer"
-        raise StructuredOutputError(
-            f"{spec} did not return a valid {schema.__name__}: {detail}", usage
-        )
-    return parsed, usage
+    parsed, usage = await _ainvoke_schema(
+        spec, schema, schema.__name__, schema, messages, method, role, config
+    )
+    return cast(M, parsed), usage
 
 
 async def ainvoke_json(
@@ -290,10 +275,25 @@ async def ainvoke_json(
 
     The caller validates the dict against the schema; this checks only that one came back.
     """
+    name = str(schema.get("title", "json"))
+    parsed, usage = await _ainvoke_schema(spec, schema, name, dict, messages, method, role, config)
+    return cast(dict[str, Any], parsed), usage
+
+
+async def _ainvoke_schema(
+    spec: str,
+    schema: dict[str, Any] | type[BaseModel],
+    name: str,
+    answer_type: type,
+    messages: Sequence[BaseMessage],
+    method: str,
+    role: str,
+    config: RunnableConfig | None,
+) -> tuple[Any, Usage]:
+    """One structured call: the answer (an `answer_type`) and its usage; see the callers."""
     model = load_chat_model(spec)
     kwargs = {"method": method} if not is_in_process(spec) else {}
     runnable = model.with_structured_output(schema, include_raw=True, **kwargs)
-    name = str(schema.get("title", "json"))
     config = tagged(config, STRUCTURED_TAG, foreman_role=role, model=spec, schema=name)
     config.setdefault("run_name", f"{role} · {name}")
     try:
@@ -304,7 +304,7 @@ async def ainvoke_json(
     raw = out.get("raw")
     usage = usage_of(spec, raw if isinstance(raw, AIMessage) else None)
     parsed = out.get("parsed")
-    if out.get("parsing_error") is not None or not isinstance(parsed, dict):
+    if out.get("parsing_error") is not None or not isinstance(parsed, answer_type):
         detail = out.get("parsing_error") or "no structured answer"
         raise StructuredOutputError(f"{spec} did not return a valid {name}: {detail}", usage)
     return parsed, usage
