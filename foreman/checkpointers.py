@@ -19,7 +19,7 @@ from foreman.core.extras import require_postgres
 from foreman.databases import opened
 from foreman.listing import thread_ids
 from foreman.savers import KeepsOutputsInStep, SqliteSaver
-from foreman.stores import SqliteStore
+from foreman.stores import open_store
 
 __all__ = ["open_checkpointer", "open_persistence", "open_store", "thread_ids"]
 
@@ -31,13 +31,6 @@ def _postgres_saver() -> Any:
     return PostgresSaver
 
 
-def _postgres_store() -> Any:
-    require_postgres()
-    from langgraph.store.postgres.aio import AsyncPostgresStore
-
-    return AsyncPostgresStore
-
-
 @asynccontextmanager
 async def open_checkpointer(db: str) -> AsyncIterator[BaseCheckpointSaver]:
     """Open (and create the tables of) the checkpointer for `db`.
@@ -47,13 +40,6 @@ async def open_checkpointer(db: str) -> AsyncIterator[BaseCheckpointSaver]:
     """
     async with opened(db, _postgres_saver, SqliteSaver) as saver:
         yield saver
-
-
-@asynccontextmanager
-async def open_store(db: str) -> AsyncIterator[BaseStore]:
-    """Open (and create the tables of) the store in the same database as the checkpointer."""
-    async with opened(db, _postgres_store, SqliteStore) as store:
-        yield store
 
 
 @asynccontextmanager

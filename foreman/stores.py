@@ -18,9 +18,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiosqlite
+from langgraph.store.base import BaseStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+from foreman.core.extras import require_postgres
+from foreman.databases import opened
 
 
 class SqliteStore(AsyncSqliteStore):
@@ -50,3 +55,21 @@ class SqliteStore(AsyncSqliteStore):
             # after it: its batch was cancelled before its first statement.
             await self.conn.execute("ROLLBACK")
             await self.conn.execute("BEGIN IMMEDIATE")
+
+
+def _postgres_store() -> Any:
+    require_postgres()
+    from langgraph.store.postgres.aio import AsyncPostgresStore
+
+    return AsyncPostgresStore
+
+
+@asynccontextmanager
+async def open_store(db: str) -> AsyncIterator[BaseStore]:
+    """Open (and create the tables of) the store in the same database as the checkpointer.
+
+    Raises:
+        MissingExtra: `db` is PostgreSQL and the postgres extra is not installed.
+    """
+    async with opened(db, _postgres_store, SqliteStore) as store:
+        yield store

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,39 +19,15 @@ from foreman.core.redact import redact
 from foreman.errors import UsageError
 
 if TYPE_CHECKING:
-    from langgraph.store.base import BaseStore
-
     from foreman.core.history import AttemptRow, Stats
-
-
-def _postgres_store() -> Any:
-    from foreman.core.extras import require_postgres
-
-    require_postgres()
-    from langgraph.store.postgres.aio import AsyncPostgresStore
-
-    return AsyncPostgresStore
-
-
-@asynccontextmanager
-async def open_store_reader(db: str) -> AsyncIterator[BaseStore]:
-    """The store of `db` on its own (no checkpointer, no graph), tables created if missing.
-
-    Raises:
-        MissingExtra: `db` is PostgreSQL and the postgres extra is not installed.
-    """
-    from foreman.databases import opened
-    from foreman.stores import SqliteStore
-
-    async with opened(db, _postgres_store, SqliteStore) as store:
-        yield store
 
 
 async def read_rows(db: str) -> list[AttemptRow]:
     """Every history row of `db` (up to `foreman.core.history.MOST_ROWS`)."""
     from foreman.core.history import load_rows
+    from foreman.stores import open_store
 
-    async with opened_database(db, open_store_reader(db)) as store:
+    async with opened_database(db, open_store(db)) as store:
         return await load_rows(store)
 
 
