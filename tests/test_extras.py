@@ -127,34 +127,28 @@ def test_the_data_worker_without_the_extra_fails_before_any_model_call(tmp_path:
     )
 
 
-def test_an_a2a_worker_without_the_extra_is_a_workers_file_error(tmp_path: Path):
-    (tmp_path / "workers.toml").write_text(
+DECLARED_WITHOUT_EXTRA = {
+    "a2a": (
         '[workers.translator]\nkind = "a2a"\ncapability = "translation"\n'
-        'description = "a remote agent"\nurl = "http://127.0.0.1:9"\n'
-    )
-    code = (
-        "from foreman.workers.declared.build import declared_workers\n"
-        "try:\n"
-        "    declared_workers('workers.toml', ())\n"
-        "except ValueError as exc:\n"
-        "    print(type(exc).__name__, exc)\n"
-    )
-    done = without("a2a", "-c", code, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (
-        f"WorkersFileError {(tmp_path / 'workers.toml').resolve()}:2: "
-        "An A2A worker needs the a2a extra: pip install 'foreman-agents[a2a]'"
-    )
-
-
-def test_an_mcp_worker_without_the_extra_is_an_error_at_its_line(tmp_path: Path):
-    workers = tmp_path.resolve() / "workers.toml"
-    workers.write_text(
+        'description = "a remote agent"\nurl = "http://127.0.0.1:9"\n',
+        2,
+        "An A2A worker needs the a2a extra: pip install 'foreman-agents[a2a]'",
+    ),
+    "mcp": (
         '[mcp_servers.units]\ntransport = "stdio"\ncommand = "units-server"\n\n'
         '[workers.converter]\nkind = "mcp"\ncapability = "conversion"\n'
         'description = "converts units"\nservers = ["units"]\ntools = ["miles_to_km"]\n',
-        encoding="utf-8",
-    )
+        6,
+        "An MCP worker needs the mcp extra: pip install 'foreman-agents[mcp]'",
+    ),
+}
+
+
+@pytest.mark.parametrize("extra", sorted(DECLARED_WITHOUT_EXTRA))
+def test_a_declared_worker_without_its_extra_is_an_error_at_its_line(tmp_path: Path, extra: str):
+    text, line, message = DECLARED_WITHOUT_EXTRA[extra]
+    workers = tmp_path.resolve() / "workers.toml"
+    workers.write_text(text, encoding="utf-8")
     code = (
         "from foreman.workers.declared.build import declared_workers\n"
         "try:\n"
@@ -162,9 +156,6 @@ def test_an_mcp_worker_without_the_extra_is_an_error_at_its_line(tmp_path: Path)
         "except ValueError as exc:\n"
         "    print(type(exc).__name__, exc)\n"
     )
-    done = without("mcp", "-c", code, cwd=tmp_path)
+    done = without(extra, "-c", code, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (
-        f"WorkersFileError {workers}:6: An MCP worker needs the mcp extra: "
-        "pip install 'foreman-agents[mcp]'"
-    )
+    assert done.stdout.strip() == f"WorkersFileError {workers}:{line}: {message}"
