@@ -93,9 +93,13 @@ async def history_of(store: BaseStore | None) -> History:
     """The history a run sees: its store's, else this process's own."""
     key = id(store) if store is not None else id(_LOCAL)
     view = _VIEWS.get(key)
-    if view is None or (store is not None and time.monotonic() - view.loaded_at > REFRESH_S):
+    if view is None:
         view = History(await load_rows(store)) if store is not None else History()
         _VIEWS[key] = view
+    elif store is not None and time.monotonic() - view.loaded_at > REFRESH_S:
+        # one reload at a time: the subtasks starting meanwhile go on with the view as it is
+        view.loaded_at = time.monotonic()
+        view = _VIEWS[key] = History(await load_rows(store))
     return view
 
 
