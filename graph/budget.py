@@ -64,12 +64,6 @@ class Ledger:
             spent_tokens=spent["input_tokens"] + spent["output_tokens"],
         )
 
-    def room_usd(self) -> float | None:
-        """USD left to reserve (None: no cost budget)."""
-        if not self.max_cost_usd:
-            return None
-        return self.max_cost_usd - self.spent_usd - self.reserved_usd
-
     def refusal(self, usd: float, tokens: int) -> str | None:
         """Why a reservation of `usd` and `tokens` would pass the run's budget, or None."""
         if self.max_cost_usd and self.spent_usd + self.reserved_usd + usd > self.max_cost_usd:

@@ -14,7 +14,7 @@ whether the cheap model is good enough; what counts is how far it falls behind.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Callable
 
 from foreman.core.context import Context
 from foreman.orchestration.history import History
@@ -45,14 +45,14 @@ class Try:
     ctx: Context
     rung: int | None = None
     hedged: bool = False
-    label: Any = None
+    label: Callable[[Context], str] | None = None
     """The worker's `model_label` (a declared worker's own model, a remote's address)."""
 
     @property
     def model(self) -> str:
         """What the attempt runs on, as the audit and the budget estimates name it."""
         if self.label is not None:
-            return str(self.label(self.ctx))
+            return self.label(self.ctx)
         return self.ctx.model_for_worker(self.worker)
 
 

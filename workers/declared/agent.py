@@ -22,7 +22,6 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool, ToolException
 from langgraph.types import Command
 
-from foreman.core.context import Context
 from foreman.core.models import load_chat_model, usage_of
 from foreman.core.state import ToolCallRecord, Usage, empty_usage, sum_usage
 from foreman.workers.base import WorkerInput, request_prompt
@@ -176,12 +175,10 @@ async def agent_attempt(
     tools: Sequence[BaseTool],
     system: str,
     inp: WorkerInput,
-    ctx: Context,
     spec: str,
     max_steps: int,
 ) -> tuple[dict[str, Any], Usage, list[ToolCallRecord]]:
     """One attempt as a worker output: the answer, or `failed` with the reason."""
-    del ctx  # the model is resolved by the caller; kept for a uniform signature
     try:
         text, usage, calls = await run_agent(name, tools, system, inp, spec, max_steps)
     except AgentFailed as exc:

@@ -114,9 +114,7 @@ def tool_agent_runner(
 
     async def run(inp: WorkerInput, ctx: Context) -> WorkerRun:
         spec = model_of(name, decl, ctx)
-        output, usage, calls = await agent_attempt(
-            name, tools, system, inp, ctx, spec, decl.max_steps
-        )
+        output, usage, calls = await agent_attempt(name, tools, system, inp, spec, decl.max_steps)
         return await finish(name, output, usage, spec, calls, shape, inp, ctx)
 
     return run

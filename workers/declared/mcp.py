@@ -234,9 +234,7 @@ def make_runner(name: str, decl: McpWorker, loaded: Loaded, shape: Shape) -> Run
                 except ServerUnavailable as exc:
                     failure = str(exc)
                 else:
-                    attempt = await agent_attempt(
-                        name, tools, system, inp, ctx, spec, decl.max_steps
-                    )
+                    attempt = await agent_attempt(name, tools, system, inp, spec, decl.max_steps)
         except BaseExceptionGroup as group:
             leaves = _leaves(group)
             if not all(isinstance(leaf, _UNAVAILABLE) for leaf in leaves):
